@@ -75,9 +75,7 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("API_HOST"))
     api_port: int = Field(default=8000, validation_alias=AliasChoices("API_PORT"))
-    metrics_port: int = Field(
-        default=9100, validation_alias=AliasChoices("SCORELINE_METRICS_PORT")
-    )
+    metrics_port: int = Field(default=9100, validation_alias=AliasChoices("SCORELINE_METRICS_PORT"))
 
     @property
     def stack_file(self) -> Path:

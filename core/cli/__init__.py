@@ -1,0 +1,35 @@
+"""``scoreline``: one command line for every role and every operator task."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from core.cli import db, roles, stack, topics
+from core.cli.output import fail
+from core.exceptions import ScorelineError
+from core.logging import configure_logging
+from core.settings import get_settings
+
+app = typer.Typer(
+    name="scoreline",
+    help="Scoreline: Kafka stream processing for sports games.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
+app.add_typer(db.app, name="db")
+roles.register(app)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app()
+    except ScorelineError as e:
+        fail(str(e))
+        sys.exit(1)

@@ -1,0 +1,124 @@
+"""The runtime roles (``api``, ``worker``, ``sinks``, ``producers``), ``health`` and ``demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+
+import typer
+
+from core.cli.output import console, table
+from core.cli.stack import show
+from core.exceptions import StackError
+from core.health import check_all
+from core.kafka import admin_client
+from core.logging import get_logger
+from core.settings import get_settings, mask_url
+from core.stack import Stack, resolve_urls
+from core.topics import apply_topics
+from sinks.db import migrate
+
+log = get_logger("cli")
+
+
+def health() -> None:
+    """Check Kafka, Postgres and Redis; exit 1 if any is down."""
+    checks = asyncio.run(check_all(get_settings()))
+    table(
+        "Health",
+        ["service", "where", "state", "latency ms", "detail"],
+        (
+            (c.service, c.url, "ok" if c.ok else "DOWN", f"{c.latency_ms:.0f}", c.detail)
+            for c in checks
+        ),
+    )
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def demo() -> None:
+    """Bring the stack up, apply topics and migrations, check health, show how to stop."""
+    settings = get_settings()
+    stack = Stack(settings)
+    console.rule("1. stack up")
+    show(stack.up())
+    console.rule("2. topics")
+
+    async def _topics() -> int:
+        admin = admin_client(settings)
+        await admin.start()
+        try:
+            reports = await apply_topics(admin, prefix=settings.topic_prefix)
+        finally:
+            await admin.close()
+        drifted = [r.topic for r in reports if r.action == "drift"]
+        if drifted:
+            raise StackError(f"topics drifted from the catalog: {drifted}")
+        return len(reports)
+
+    console.print(f"{asyncio.run(_topics())} catalog topics present")
+    console.rule("3. database migrations")
+    url = resolve_urls(settings).database_url
+    migrate(url)
+    console.print(f"{mask_url(url)} at the newest migration")
+    console.rule("4. health")
+    health()
+    console.rule("done")
+    console.print(
+        "The games arrive with the next issues; the stack stays up.\n"
+        "Status: [bold].venv/bin/scoreline stack status[/]   "
+        "Stop: [bold]make stack-down[/] (stops only what the demo started)"
+    )
+
+
+def api(
+    host: str = typer.Option(None, help="Bind address (default: API_HOST)."),
+    port: int = typer.Option(None, help="Port (default: API_PORT)."),
+) -> None:
+    """Serve the read-only HTTP API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+    )
+
+
+def _serve_metrics_until_stopped(role: str) -> None:
+    """Expose /metrics on SCORELINE_METRICS_PORT and wait for SIGTERM or SIGINT."""
+    from prometheus_client import start_http_server
+
+    settings = get_settings()
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("role.started", role=role, metrics_port=settings.metrics_port)
+    stop.wait()
+    log.info("role.stopped", role=role)
+
+
+def worker() -> None:
+    """Run the stream-processing worker (Faust)."""
+    _serve_metrics_until_stopped("worker")
+
+
+def sinks() -> None:
+    """Run the Postgres and Redis sinks."""
+    _serve_metrics_until_stopped("sinks")
+
+
+def producers() -> None:
+    """Run the provider pollers."""
+    _serve_metrics_until_stopped("producers")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (health, demo, api, worker, sinks, producers):
+        app.command()(command)

@@ -1,0 +1,1 @@
+"""Producers: provider pollers, adapters, the replay provider and the simulator."""

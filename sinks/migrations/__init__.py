@@ -1,0 +1,1 @@
+"""Alembic migrations of the Scoreline Postgres schema (``scoreline db migrate``)."""

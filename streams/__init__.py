@@ -1,0 +1,1 @@
+"""Stream processing: the Faust app, rules, agents and tables."""

@@ -1,0 +1,44 @@
+"""The API's /health, /ready and /metrics against real Postgres and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from pydantic import SecretStr
+
+from api.app import create_app
+from core.settings import Settings
+from core.stack.process import free_port
+
+
+@asynccontextmanager
+async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, reached over an ASGI transport."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+async def test_ready_when_postgres_and_redis_answer(settings: Settings) -> None:
+    async with api_client(settings) as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "python_info" in metrics.text
+
+
+async def test_not_ready_when_redis_is_down(settings: Settings) -> None:
+    down = SecretStr(f"redis://127.0.0.1:{free_port()}/0")
+    async with api_client(settings.model_copy(update={"redis_url": down})) as client:
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["checks"]["postgres"] == "ok"
+        assert body["checks"]["redis"].startswith("down")
