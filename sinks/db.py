@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
+import logging
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from alembic import command
@@ -10,6 +11,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -22,7 +25,7 @@ def sqlalchemy_url(database_url: str) -> str:
 
 def alembic_config(database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(files("sinks").joinpath("migrations")))
+    config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser interpolation: a literal % must be doubled.
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
     return config
@@ -30,6 +33,7 @@ def alembic_config(database_url: str) -> Config:
 
 def migrate(database_url: str, revision: str = "head") -> None:
     """Upgrade the database to ``revision``. Idempotent: at head it does nothing."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     command.upgrade(alembic_config(database_url), revision)
 
 

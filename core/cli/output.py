@@ -7,8 +7,15 @@ from collections.abc import Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    """A console; when output is not a terminal (CI, a pipe), wide enough not to wrap URLs."""
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 160)
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 def fail(message: str) -> None:

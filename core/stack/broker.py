@@ -7,6 +7,7 @@ it does and does not do compared with Apache Kafka, and how Scoreline designs ar
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -84,10 +85,14 @@ async def kafka_answers_async(bootstrap_servers: str, timeout: float = 5.0) -> b
     from aiokafka.client import AIOKafkaClient
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # a refused connection is the answer, not an error
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not answering"
         return False
     finally:
+        quiet.setLevel(level)
         await client.close()

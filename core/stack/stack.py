@@ -177,7 +177,8 @@ class Stack:
     def status(self) -> list[ServiceStatus]:
         return [self._status_of(name) for name in SERVICES] + self._role_statuses()
 
-    def _origin(self, name: str) -> Origin:
+    def _origin(self, name: str, running: bool) -> Origin:
+        """configured by URL; embedded (ours, or ours to start); machine (answers, not ours)."""
         configured = {
             "kafka": self.settings.kafka_bootstrap_servers,
             "postgres": self.settings.database_url,
@@ -185,7 +186,9 @@ class Stack:
         }[name]
         if configured:
             return "configured"
-        return "embedded" if self.owned_pid(name) else "machine"
+        if self.owned_pid(name) or not running:
+            return "embedded"
+        return "machine"
 
     def _status_of(self, name: str) -> ServiceStatus:
         url = {
@@ -206,7 +209,7 @@ class Stack:
         except ServiceUnreachableError as e:
             running, detail = False, e.reason
         return ServiceStatus(
-            name, mask_url(url), self._origin(name), running, self.owned_pid(name), detail
+            name, mask_url(url), self._origin(name, running), running, self.owned_pid(name), detail
         )
 
     def _role_statuses(self) -> list[ServiceStatus]:
