@@ -95,8 +95,10 @@ def test_predictions_are_keyed_like_matches() -> None:
 
 def test_policies() -> None:
     assert spec(catalog.RULES).partitions == 1
-    for name in (catalog.FIXTURES_MATCHES, catalog.RULES, catalog.LEADERBOARD_UPDATES):
+    for name in (catalog.FIXTURES_MATCHES, catalog.RULES):
         assert "compact" in spec(name).cleanup_policy
+    # Keyed by board: compaction would keep one member per board.
+    assert "compact" not in spec(catalog.LEADERBOARD_UPDATES).cleanup_policy
     for s in CATALOG:
         assert s.partitions >= 1
         assert s.retention_ms is None or s.retention_ms == -1 or s.retention_ms > 0
