@@ -56,8 +56,8 @@ class Services:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     if docker_requested():
-        with start_containers() as (kafka, postgres, redis):
-            yield Services(kafka, postgres, redis)
+        with start_containers() as containers:
+            yield Services(*containers)
         return
     root = tmp_path_factory.mktemp("stack")
     started: list[tuple[int, bool]] = []  # (pid, is_postgres)
