@@ -31,6 +31,7 @@ class ScoreAwarded(AvroRecord):
     member_id: str
     board_ids: tuple[str, ...]
     points_delta: Decimal
+    exact_delta: int = 0
     total: Decimal | None = None
     reason: str
     source: str
