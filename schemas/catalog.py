@@ -38,6 +38,8 @@ SCORES = "scores"
 SETTLEMENTS = "settlements"
 LEADERBOARD_UPDATES = "leaderboard.updates"
 NOTIFICATIONS = "notifications"
+#: Internal state of the predictions worker: MatchState as JSON per match (changelog).
+PREDICTIONS_MATCH_STATE = "streams.predictions.match-state"
 DLQ_PRODUCERS = "dlq.producers"
 DLQ_STREAMS = "dlq.streams"
 DLQ_SINKS = "dlq.sinks"
@@ -252,11 +254,20 @@ CATALOG: tuple[TopicSpec, ...] = (
     _dlq("producers"),
     _dlq("streams"),
     _dlq("sinks"),
+    TopicSpec(
+        name=PREDICTIONS_MATCH_STATE,
+        key="match_id",
+        value_schemas=(),
+        partitions=KEYED_PARTITIONS,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+        description="Internal: the predictions worker's state per match (JSON), its changelog",
+    ),
 )
 
 #: Groups of topics joined by key: each group must have one partition count.
 CO_PARTITIONED: tuple[tuple[str, ...], ...] = (
-    (FIXTURES_MATCHES, ENTRIES_PREDICTIONS, FIXTURES_PLAYER_STATS),
+    (FIXTURES_MATCHES, ENTRIES_PREDICTIONS, FIXTURES_PLAYER_STATS, PREDICTIONS_MATCH_STATE),
     (ENTRIES_BETS, SETTLEMENTS),
 )
 

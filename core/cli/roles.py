@@ -105,8 +105,19 @@ def _serve_metrics_until_stopped(role: str) -> None:
 
 
 def worker() -> None:
-    """Run the stream-processing worker (Faust)."""
-    _serve_metrics_until_stopped("worker")
+    """Run the stream worker: the Faust app (exactly-once) and its agents."""
+    from faust.worker import Worker
+    from prometheus_client import start_http_server
+
+    from streams.app import create_app
+
+    settings = get_settings()
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
+    app = create_app(settings)
+    log.info("role.started", role="worker", app_id=app.conf.id)
+    Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
 
 
 def sinks() -> None:

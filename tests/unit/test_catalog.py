@@ -37,6 +37,8 @@ DESIGN_TOPICS = {
     "dlq.producers",
     "dlq.streams",
     "dlq.sinks",
+    # internal state of the workers (changelogs)
+    "streams.predictions.match-state",
 }
 DESIGN = Path("/work/shared/DESIGN.md")
 

@@ -1,0 +1,256 @@
+"""The predictions agent: matches and entries of one partition, processed together.
+
+One agent reads ``fixtures.matches`` and ``entries.predictions`` (co-partitioned by
+match_id), so the offsets of both and everything an event causes (scores, rejections,
+notifications, the match-state changelog) commit in one transaction per partition. The
+per-entry work of a finished match happens in a batch inside that one event: the entries
+come from the partition's index, the awards go out through the partition's transactional
+producer directly (Faust's per-message send path is the bottleneck at this volume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from core.exceptions import SchemaDecodeError
+from core.kafka import admin_client, consumer
+from core.logging import get_logger
+from core.settings import Settings
+from schemas.catalog import (
+    DLQ_STREAMS,
+    ENTRIES_PREDICTIONS,
+    ENTRIES_REJECTED,
+    FIXTURES_MATCHES,
+    NOTIFICATIONS,
+    PREDICTIONS_MATCH_STATE,
+    RULES,
+    SCORES,
+    topic,
+)
+from schemas.codec import AvroCodec
+from schemas.records import (
+    DeadLetter,
+    EntryRejected,
+    MatchUpdated,
+    PredictionPlaced,
+    ResultCorrected,
+    ScoreAwarded,
+)
+from streams.rulebook import RuleBook
+from streams.scoring import MatchState, Output, on_entry, on_match_update
+from streams.state import PartitionState, load_partition
+from streams.transactions import SourcePartitionTransactionManager, source_partition
+
+log = get_logger("streams.predictions")
+
+RULES_READY_TIMEOUT_S = 30.0
+#: Events taken from the stream at a time (Faust's per-event path costs ~1 ms each).
+BATCH_EVENTS = 5000
+BATCH_WITHIN_S = 0.05
+
+
+class PredictionsWorker:
+    """The agent's state and I/O: partition stores, the rule book, the output sends."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = AvroCodec.from_settings(settings)
+        self.prefix = settings.topic_prefix
+        self.matches_topic = topic(FIXTURES_MATCHES, self.prefix)
+        self.entries_topic = topic(ENTRIES_PREDICTIONS, self.prefix)
+        self.state_topic = topic(PREDICTIONS_MATCH_STATE, self.prefix)
+        self.rulebook = RuleBook()
+        self.partitions: dict[int, PartitionState] = {}
+        self._loading: dict[int, asyncio.Lock] = {}
+        self.stop = asyncio.Event()
+
+    # -- partitions -----------------------------------------------------------------
+    async def partition(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is not None:
+            return state
+        lock = self._loading.setdefault(partition, asyncio.Lock())
+        async with lock:
+            if partition not in self.partitions:
+                self.partitions[partition] = await self._load(partition)
+        return self.partitions[partition]
+
+    async def _load(self, partition: int) -> PartitionState:
+        admin = admin_client(self.settings)
+        reader = consumer(self.settings, enable_auto_commit=False)
+        await admin.start()
+        await reader.start()
+        try:
+            return await load_partition(
+                reader,
+                admin,
+                self.codec,
+                group_id=self.app.conf.id,
+                entries_topic=self.entries_topic,
+                state_topic=self.state_topic,
+                partition=partition,
+            )
+        finally:
+            await reader.stop()
+            await admin.close()
+
+    def forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+
+    # -- events ---------------------------------------------------------------------
+    async def handle(self, tp: Any, offset: int, key: bytes | None, value: bytes | None) -> None:
+        producer = self._producer(tp)
+        try:
+            record = self.codec.decode(value or b"")
+        except SchemaDecodeError as e:
+            await self._dead_letter(producer, tp, offset, key, value, e)
+            return
+        state = await self.partition(tp.partition)
+        now = datetime.now(UTC)
+        if isinstance(record, MatchUpdated) and tp.topic == self.matches_topic:
+            await asyncio.wait_for(self.rulebook.ready.wait(), RULES_READY_TIMEOUT_S)
+            before = state.matches.get(record.match_id)
+            rules = self.rulebook.for_tournament(record.tournament_id)
+            after, outputs = on_match_update(before, record, state.index, rules, now)
+            if after != before:
+                state.matches[after.match_id] = after
+                await self._save_match(producer, tp.partition, after)
+        elif isinstance(record, PredictionPlaced) and tp.topic == self.entries_topic:
+            match = state.matches.get(record.match_id)
+            outputs = on_entry(match, state.index, record, offset, now)
+        else:
+            error = SchemaDecodeError(f"{record.schema_name} is not a value of {tp.topic}")
+            await self._dead_letter(producer, tp, offset, key, value, error)
+            return
+        await self._send(producer, outputs)
+        if len(outputs) > 1000:
+            log.info("predictions.batch", partition=tp.partition, offset=offset, out=len(outputs))
+
+    # -- output ---------------------------------------------------------------------
+    def _producer(self, tp: Any) -> AIOKafkaProducer:
+        manager = transaction_manager(self.app)
+        # The aiokafka producer Faust opened for this partition's transactional id.
+        producers: dict[str, AIOKafkaProducer] = cast(Any, manager.producer)._transaction_producers
+        return producers[manager.transactional_id_for(tp)]
+
+    async def _send(self, producer: AIOKafkaProducer, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, ScoreAwarded):
+                name, key = SCORES, output.member_id
+            elif isinstance(output, EntryRejected):
+                name, key = ENTRIES_REJECTED, output.entry_id
+            elif isinstance(output, ResultCorrected):
+                name, key = NOTIFICATIONS, output.member_id
+            else:  # pragma: no cover - Output is a closed union
+                raise TypeError(type(output).__name__)
+            await producer.send(
+                topic(name, self.prefix),
+                key=key.encode(),
+                value=self.codec.encode(output, name),
+            )
+
+    async def _save_match(
+        self, producer: AIOKafkaProducer, partition: int, match: MatchState
+    ) -> None:
+        await producer.send(
+            self.state_topic,
+            key=match.match_id.encode(),
+            value=json.dumps(match.to_json(), sort_keys=True).encode(),
+            partition=partition,
+        )
+
+    async def _dead_letter(
+        self,
+        producer: AIOKafkaProducer,
+        tp: Any,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        error: Exception,
+    ) -> None:
+        letter = DeadLetter(
+            error_class=type(error).__name__,
+            error_message=str(error)[:1000],
+            source_topic=tp.topic,
+            source_partition=tp.partition,
+            source_offset=offset,
+            attempts=1,
+            failed_at=datetime.now(UTC),
+        )
+        await producer.send(
+            topic(DLQ_STREAMS, self.prefix), key=key, value=value, headers=letter.to_headers()
+        )
+        log.warning(
+            "predictions.dead_letter",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            error=letter.error_class,
+        )
+
+
+def register(app: faust.App, settings: Settings) -> PredictionsWorker:
+    """Declare the agent and its helpers on ``app``."""
+    worker = PredictionsWorker(app, settings)
+    source = app.topic(
+        worker.matches_topic,
+        worker.entries_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def predictions(stream: faust.types.StreamT[Any]) -> None:
+        manager = transaction_manager(app)
+        async for events in cast(Any, stream).take_events(BATCH_EVENTS, within=BATCH_WITHIN_S):
+            # Both topics' partition p commit in one transaction: group by partition,
+            # keep each partition's order, and ack inside the commit guard.
+            by_partition: dict[int, list[Any]] = {}
+            for event in events:
+                by_partition.setdefault(event.message.partition, []).append(event)
+            for batch in by_partition.values():
+                tp = batch[0].message.tp
+                async with manager.processing(tp):
+                    with source_partition(tp):
+                        for event in batch:
+                            message = event.message
+                            await worker.handle(
+                                message.tp, message.offset, message.key, event.value
+                            )
+                    for event in batch:
+                        event.ack()
+
+    async def follow_rules() -> None:
+        reader = consumer(settings)
+        await reader.start()
+        try:
+            rules_topic = topic(RULES, worker.prefix)
+            await worker.rulebook.follow(reader, rules_topic, worker.codec, worker.stop)
+        finally:
+            await reader.stop()
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kw: Any) -> None:
+        revoked = args[0] if args else kw.get("revoked", set())
+        ours = (worker.entries_topic, worker.matches_topic)
+        worker.forget({tp.partition for tp in revoked if tp.topic in ours})
+
+    app.agent(source, name="predictions")(predictions)
+    app.task(follow_rules)
+    cast(Any, app.on_partitions_revoked).connect(on_revoked)
+    return worker
+
+
+def transaction_manager(app: faust.App) -> SourcePartitionTransactionManager:
+    manager = app.consumer.transactions
+    if not isinstance(manager, SourcePartitionTransactionManager):
+        raise TypeError("the app must use streams.transactions.Transport (exactly_once)")
+    return manager

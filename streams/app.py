@@ -1,0 +1,61 @@
+"""The Faust app of the stream worker: settings, transport, and its agents.
+
+``processing_guarantee="exactly_once"`` with the transaction fixes of
+:mod:`streams.transactions`. State lives in partition stores rebuilt from Kafka
+(:mod:`streams.state`), not in Faust tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from core.kafka import bootstrap_servers, is_embedded_broker
+from core.settings import Settings
+from streams.transactions import Transport
+
+
+class ScorelineApp(faust.App):
+    """faust.App whose consumer transport carries the fixed transaction manager."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+def app_id(settings: Settings) -> str:
+    """The Faust app id: also its consumer group and transactional-id prefix."""
+    return f"{settings.topic_prefix}scoreline-worker"
+
+
+def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
+    options: dict[str, Any] = {
+        "broker": f"kafka://{bootstrap_servers(settings)}",
+        "processing_guarantee": "exactly_once",
+        "store": "memory://",
+        "topic_allow_declare": False,  # `scoreline topics apply` owns the topics
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "broker_commit_every": 10_000,
+        "web_enabled": False,
+        "autodiscover": False,
+        "stream_buffer_maxsize": 20_000,
+    }
+    if is_embedded_broker(settings):
+        # docs/broker.md: the embedded broker answers an empty fetch at once; let the
+        # consumer wait between idle fetches instead of spinning.
+        options["consumer_max_fetch_size"] = 4 * 1024 * 1024
+    options.update(overrides)
+    app = ScorelineApp(app_id(settings), **options)
+    from streams.agents.predictions import register
+    from streams.boards import BoardsProcessor
+
+    predictions = register(app, settings)
+    boards = BoardsProcessor(settings)
+
+    async def run_boards() -> None:
+        await boards.run(predictions.stop)
+
+    app.task(run_boards)
+    return app

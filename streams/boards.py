@@ -1,0 +1,214 @@
+"""The boards stage: ``scores`` (keyed by member) in, absolute totals out.
+
+Each ScoreAwarded adds its delta to the member's total on each of its boards, once per
+idempotency key; every total that changed goes out on ``leaderboard.updates`` as a
+LeaderboardEntryChanged with the absolute total, the exact-score count (the declared
+tiebreaker) and a version that grows with every change of that (board, member).
+
+It is a plain aiokafka consume-transform-produce loop with Kafka transactions
+(read_committed in, one transactional producer, offsets sent to the transaction), not a
+Faust agent: Faust's per-event path tops out near 1,300 events/s on this machine
+(BENCHMARKS.md), and a finished match fans out to one award per entry. The partitions are
+assigned, not subscribed: the embedded broker's group rebalances are unreliable
+(docs/broker.md), and a static assignment behaves the same on Apache Kafka. Its state has
+no changelog: ``scores`` up to the committed offset is the changelog, folded again on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from core.exceptions import SchemaDecodeError
+from core.kafka import admin_client, consumer, producer
+from core.logging import get_logger
+from core.settings import Settings
+from schemas.catalog import DLQ_STREAMS, LEADERBOARD_UPDATES, SCORES, spec, topic
+from schemas.codec import AvroCodec
+from schemas.records import DeadLetter, LeaderboardEntryChanged, ScoreAwarded, Tiebreaker
+from streams.rules.boards import EXACT_SCORES
+from streams.state import committed_offset, read_partition
+
+log = get_logger("streams.boards")
+
+MAX_BATCH = 20_000
+
+
+@dataclass(slots=True)
+class Standing:
+    total: Decimal = Decimal("0.00")
+    exact_count: int = 0
+    version: int = 0
+
+
+@dataclass(slots=True)
+class BoardTotals:
+    """Totals per (board, member), each award applied once by its idempotency key."""
+
+    standings: dict[tuple[str, str], Standing] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+
+    def apply(self, award: ScoreAwarded) -> list[tuple[str, str]]:
+        """Add an award; the (board, member) pairs whose standing changed."""
+        if award.idempotency_key in self.applied:
+            return []
+        self.applied.add(award.idempotency_key)
+        changed = []
+        for board_id in award.board_ids:
+            key = (board_id, award.member_id)
+            standing = self.standings.get(key)
+            if standing is None:
+                standing = self.standings[key] = Standing()
+            standing.total += award.points_delta
+            standing.exact_count += award.exact_delta
+            standing.version += 1
+            changed.append(key)
+        return changed
+
+
+def updates_for(
+    totals: BoardTotals, changed: Iterable[tuple[str, str]], now: datetime
+) -> list[LeaderboardEntryChanged]:
+    """One absolute update per changed (board, member), in first-changed order."""
+    out = []
+    for board_id, member_id in dict.fromkeys(changed):
+        standing = totals.standings[(board_id, member_id)]
+        out.append(
+            LeaderboardEntryChanged(
+                board_id=board_id,
+                member_id=member_id,
+                total=standing.total,
+                tiebreakers=(Tiebreaker(name=EXACT_SCORES, value=Decimal(standing.exact_count)),),
+                version=standing.version,
+                updated_at=now,
+            )
+        )
+    return out
+
+
+class BoardsProcessor:
+    """Runs the boards stage over some (by default all) partitions of ``scores``."""
+
+    def __init__(self, settings: Settings, partitions: Iterable[int] | None = None) -> None:
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+        self.codec = AvroCodec.from_settings(settings)
+        count = spec(SCORES).partitions
+        self.partitions = sorted(set(partitions) if partitions is not None else range(count))
+        self.scores = [TopicPartition(topic(SCORES, self.prefix), p) for p in self.partitions]
+        self.group_id = f"{self.prefix}scoreline-boards"
+        suffix = "-".join(str(p) for p in self.partitions)
+        self.transactional_id = f"{self.group_id}-{suffix}"
+        self.totals = BoardTotals()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        out = producer(self.settings, transactional_id=self.transactional_id, linger_ms=20)
+        reader = consumer(self.settings, max_partition_fetch_bytes=8 * 1024 * 1024)
+        admin = admin_client(self.settings)
+        await out.start()  # init_transactions: fences an older instance, aborts its txn
+        await reader.start()
+        await admin.start()
+        try:
+            await self._restore(reader, admin)
+            while not stop.is_set():
+                try:
+                    await self._loop(reader, out, stop)
+                except ProducerFenced:
+                    log.error("boards.fenced", transactional_id=self.transactional_id)
+                    raise
+                except KafkaError as e:
+                    # The transaction was aborted: the in-memory totals ran ahead of
+                    # what committed. Fold them again from the committed offsets.
+                    log.warning("boards.retry", error=type(e).__name__, detail=str(e))
+                    await self._restore(reader, admin)
+        finally:
+            await reader.stop()
+            await out.stop()
+            await admin.close()
+
+    async def _restore(self, reader: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
+        self.totals = BoardTotals()
+        positions = {}
+        for tp in self.scores:
+            until = await committed_offset(admin, self.group_id, tp)
+            async for _offset, _key, value in read_partition(reader, tp, until):
+                award = self._decode(value)
+                if award is not None:
+                    self.totals.apply(award)
+            positions[tp] = until
+        reader.assign(self.scores)
+        for tp, offset in positions.items():
+            reader.seek(tp, offset)
+        log.info(
+            "boards.restored",
+            partitions=self.partitions,
+            standings=len(self.totals.standings),
+            awards=len(self.totals.applied),
+        )
+
+    def _decode(self, value: bytes | None) -> ScoreAwarded | None:
+        try:
+            record = self.codec.decode(value or b"")
+        except SchemaDecodeError:
+            return None
+        return record if isinstance(record, ScoreAwarded) else None
+
+    async def _loop(
+        self, reader: AIOKafkaConsumer, out: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        idle = 0.02
+        updates_topic = topic(LEADERBOARD_UPDATES, self.prefix)
+        while not stop.is_set():
+            batch = await reader.getmany(timeout_ms=200, max_records=MAX_BATCH)
+            if not any(batch.values()):
+                # The embedded broker answers an empty fetch at once: back off, not spin.
+                await asyncio.sleep(idle)
+                idle = min(idle * 2, 0.5)
+                continue
+            idle = 0.02
+            now = datetime.now(UTC)
+            offsets: dict[TopicPartition, int] = {}
+            changed: list[tuple[str, str]] = []
+            async with out.transaction():
+                for tp, records in batch.items():
+                    for record in records:
+                        award = self._decode(record.value)
+                        if award is None:
+                            await self._dead_letter(out, tp, record)
+                        else:
+                            changed += self.totals.apply(award)
+                    offsets[tp] = records[-1].offset + 1
+                for update in updates_for(self.totals, changed, now):
+                    await out.send(
+                        updates_topic,
+                        key=update.board_id.encode(),
+                        value=self.codec.encode(update, LEADERBOARD_UPDATES),
+                    )
+                await out.send_offsets_to_transaction(offsets, self.group_id)
+            log.debug(
+                "boards.committed", awards=sum(map(len, batch.values())), updates=len(changed)
+            )
+
+    async def _dead_letter(self, out: AIOKafkaProducer, tp: TopicPartition, record: Any) -> None:
+        offset, key, value = record.offset, record.key, record.value
+        letter = DeadLetter(
+            error_class="SchemaDecodeError",
+            error_message="not a ScoreAwarded",
+            source_topic=tp.topic,
+            source_partition=tp.partition,
+            source_offset=offset,
+            attempts=1,
+            failed_at=datetime.now(UTC),
+        )
+        await out.send(
+            topic(DLQ_STREAMS, self.prefix), key=key, value=value, headers=letter.to_headers()
+        )
+        log.warning("boards.dead_letter", topic=tp.topic, partition=tp.partition, offset=offset)
