@@ -2,21 +2,70 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, cast
+from typing import cast
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.boards import RedisCircuit
+from api.deps import PoolDep, RedisDep, get_pool, get_redis
+from api.errors import install_error_handlers
+from api.routes import boards_router, matches_router
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from core.stack import resolve_urls
 
+__all__ = ["PoolDep", "RedisDep", "create_app", "get_pool", "get_redis"]
+
 log = get_logger("api")
+
+REQUESTS = Counter(
+    "scoreline_api_requests_total",
+    "HTTP requests answered, by route and status.",
+    ["route", "status"],
+)
+LATENCY = Histogram(
+    "scoreline_api_request_duration_seconds",
+    "Time to answer an HTTP request, by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+class MetricsMiddleware:
+    """Counts requests by route template (never the raw path: bounded labels) and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            REQUESTS.labels(route, str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,8 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = await asyncpg.create_pool(
             urls.database_url, min_size=1, max_size=10, timeout=settings.connect_timeout_s
         )
+        # A read API fails over to Postgres rather than waiting: no backoff, one retry
+        # (a pooled connection gone stale), and a bound on every reply.
         app.state.redis = aioredis.Redis.from_url(
-            urls.redis_url, socket_connect_timeout=settings.connect_timeout_s
+            urls.redis_url,
+            socket_connect_timeout=settings.connect_timeout_s,
+            socket_timeout=settings.connect_timeout_s,
+            retry=Retry(NoBackoff(), retries=1),
         )
         log.info("api.started", operation="lifespan")
         try:
@@ -39,6 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.pool.close()
 
     app = FastAPI(title="Scoreline", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis_circuit = RedisCircuit()
+    app.add_middleware(MetricsMiddleware)
+    install_error_handlers(app)
+    app.include_router(boards_router)
+    app.include_router(matches_router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -70,17 +130,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def get_pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
-def get_redis(request: Request) -> aioredis.Redis:
-    client: aioredis.Redis = request.app.state.redis
-    return client
-
-
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
-RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]

@@ -49,6 +49,9 @@ from streams.rules.predictions import (
 
 Output = ScoreAwarded | EntryRejected | ResultCorrected
 
+#: What a guess that no longer counts is worth.
+ZERO_AWARD = Award(Decimal("0.00"), "miss", exact=False)
+
 
 @dataclass(slots=True)
 class IndexedEntry:
@@ -224,11 +227,15 @@ def on_entry(
     if current is None or current.entry.entry_id != entry.entry_id:
         return []  # an earlier-placed guess than the one that counts: superseded at once
     scored = state.scored
-    old = (
-        score_prediction(guess_of(previous.entry), scored.score, scored.rules) if previous else None
-    )
     new = score_prediction(guess_of(entry), scored.score, scored.rules)
-    return [_score_awarded(state, entry, scored, old, new, now, "superseded" if old else None)]
+    outputs: list[Output] = [_score_awarded(state, entry, scored, None, new, now, None)]
+    if previous is not None:
+        # The earlier guess stops counting: take back what it was awarded, on its own
+        # boards (the two guesses may count on different leagues).
+        old = score_prediction(guess_of(previous.entry), scored.score, scored.rules)
+        back = _score_awarded(state, previous.entry, scored, old, ZERO_AWARD, now, "superseded")
+        outputs.append(replace(back, idempotency_key=back.idempotency_key + ":superseded"))
+    return outputs
 
 
 def _award(
