@@ -64,8 +64,27 @@ class Settings(BaseSettings):
 
     # -- topics and clients ------------------------------------------------------------
     topic_prefix: str = Field(default="", validation_alias=AliasChoices("SCORELINE_TOPIC_PREFIX"))
+    idle_fetch_backoff_ms: int | None = Field(
+        default=None, validation_alias=AliasChoices("SCORELINE_IDLE_FETCH_BACKOFF_MS")
+    )
+    worker_id: str = Field(default="worker-0", validation_alias=AliasChoices("SCORELINE_WORKER_ID"))
     redis_prefix: str = Field(
         default="scoreline:", validation_alias=AliasChoices("SCORELINE_REDIS_PREFIX")
+    )
+
+    # -- the football provider and the season the pollers follow -----------------------
+    provider_url: str = Field(
+        default="http://127.0.0.1:8765", validation_alias=AliasChoices("PROVIDER_URL")
+    )
+    tournament_id: str = Field(
+        default="17", validation_alias=AliasChoices("SCORELINE_TOURNAMENT_ID")
+    )
+    season_id: str = Field(default="2026", validation_alias=AliasChoices("SCORELINE_SEASON_ID"))
+    live_interval_s: float = Field(
+        default=5.0, validation_alias=AliasChoices("SCORELINE_LIVE_INTERVAL_S")
+    )
+    round_interval_s: float = Field(
+        default=60.0, validation_alias=AliasChoices("SCORELINE_ROUND_INTERVAL_S")
     )
 
     # -- logging and the API -----------------------------------------------------------

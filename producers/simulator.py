@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import random
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -326,3 +327,33 @@ async def publish_simulation(settings: Settings, entries: SimulatedEntries) -> i
     finally:
         await producer.stop()
         codec.close()
+
+
+async def register_leagues(database_url: str, leagues: Iterable[League]) -> None:
+    """Write the leagues to Postgres, as the upstream app does (private ones by token hash)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            """
+            insert into leagues (league_id, tournament_id, name, private, access_token_sha256)
+            values ($1, $2, $3, $4, $5)
+            on conflict (league_id) do update set name = excluded.name,
+                private = excluded.private, access_token_sha256 = excluded.access_token_sha256
+            """,
+            [
+                (
+                    league.league_id,
+                    league.tournament_id,
+                    league.name,
+                    league.private,
+                    hashlib.sha256(league.access_token.encode()).hexdigest()
+                    if league.access_token
+                    else None,
+                )
+                for league in leagues
+            ],
+        )
+    finally:
+        await conn.close()

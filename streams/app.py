@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from core.kafka import bootstrap_servers, is_embedded_broker
+from core.kafka import bootstrap_servers
 from core.settings import Settings
 from streams.transactions import Transport
 
@@ -42,10 +42,10 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
         "autodiscover": False,
         "stream_buffer_maxsize": 20_000,
     }
-    if is_embedded_broker(settings):
-        # docs/broker.md: the embedded broker answers an empty fetch at once; let the
-        # consumer wait between idle fetches instead of spinning.
-        options["consumer_max_fetch_size"] = 4 * 1024 * 1024
+    # Static membership (docs/broker.md, gap c): a worker restarted with the same id takes
+    # its partitions back at once, on the embedded broker (which never expires a killed
+    # member) and on Apache Kafka alike, and its transactional producers fence the old ones.
+    options["consumer_group_instance_id"] = f"{app_id(settings)}-{settings.worker_id}"
     options.update(overrides)
     app = ScorelineApp(app_id(settings), **options)
     from streams.agents.predictions import register

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from core.kafka import contain_idle_fetches
 from core.settings import Settings
 from core.stack.broker import EmbeddedBroker
 from core.stack.postgres import EmbeddedPostgres, ensure_database
@@ -67,6 +68,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         broker = EmbeddedBroker(free_port(), root / "kafka" / "data")
         started.append((broker.start(timeout=30), False))
         kafka = broker.bootstrap_servers
+        # docs/broker.md gap (a): idle consumers in this process must not spin.
+        contain_idle_fetches(50)
 
     postgres = os.environ.get("DATABASE_URL")
     if postgres:

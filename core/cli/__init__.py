@@ -9,6 +9,7 @@ import typer
 from core.cli import db, roles, stack, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
+from core.kafka import contain_idle_fetches, idle_fetch_backoff_ms
 from core.logging import configure_logging
 from core.settings import get_settings
 
@@ -28,6 +29,7 @@ roles.register(app)
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    contain_idle_fetches(idle_fetch_backoff_ms(settings))
     try:
         app()
     except ScorelineError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
+from collections.abc import Awaitable, Callable
 
 import typer
 
@@ -14,7 +14,7 @@ from core.exceptions import StackError
 from core.health import check_all
 from core.kafka import admin_client
 from core.logging import get_logger
-from core.settings import get_settings, mask_url
+from core.settings import Settings, get_settings, mask_url
 from core.stack import Stack, resolve_urls
 from core.topics import apply_topics
 from sinks.db import migrate
@@ -90,20 +90,6 @@ def api(
     )
 
 
-def _serve_metrics_until_stopped(role: str) -> None:
-    """Expose /metrics on SCORELINE_METRICS_PORT and wait for SIGTERM or SIGINT."""
-    from prometheus_client import start_http_server
-
-    settings = get_settings()
-    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("role.started", role=role, metrics_port=settings.metrics_port)
-    stop.wait()
-    log.info("role.stopped", role=role)
-
-
 def worker() -> None:
     """Run the stream worker: the Faust app (exactly-once) and its agents."""
     from faust.worker import Worker
@@ -121,15 +107,84 @@ def worker() -> None:
 
 
 def sinks() -> None:
-    """Run the Postgres and Redis sinks."""
-    _serve_metrics_until_stopped("sinks")
+    """Run the Postgres sink (the truth) and the Redis sink (the leaderboard projection)."""
+    from prometheus_client import start_http_server
+
+    settings = get_settings()
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
+    asyncio.run(_run_until_signalled("sinks", _sinks(settings)))
+
+
+async def _sinks(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+    async def run(stop: asyncio.Event) -> None:
+        from sinks.postgres import run_postgres_sink
+        from sinks.redis import run_redis_sink
+
+        await asyncio.gather(run_postgres_sink(settings, stop), run_redis_sink(settings, stop))
+
+    return run
 
 
 def producers() -> None:
-    """Run the provider pollers."""
-    _serve_metrics_until_stopped("producers")
+    """Run the football poller against PROVIDER_URL (the replay provider by default)."""
+    from prometheus_client import start_http_server
+
+    settings = get_settings()
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
+    asyncio.run(_run_until_signalled("producers", _poll(settings)))
+
+
+async def _poll(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+    async def run(stop: asyncio.Event) -> None:
+        import asyncpg
+        import httpx
+
+        from core.kafka import producer
+        from producers.football import FootballPoller
+        from schemas.codec import AvroCodec
+
+        pool = await asyncpg.create_pool(resolve_urls(settings).database_url, max_size=4)
+        out = producer(settings)
+        await out.start()
+        codec = AvroCodec.from_settings(settings)
+        try:
+            async with httpx.AsyncClient(base_url=settings.provider_url, timeout=10) as client:
+                poller = FootballPoller(
+                    client,
+                    out,
+                    codec,
+                    pool,
+                    tournament_id=settings.tournament_id,
+                    season_id=settings.season_id,
+                    prefix=settings.topic_prefix,
+                    base_url=settings.provider_url,
+                    live_interval_s=settings.live_interval_s,
+                    round_interval_s=settings.round_interval_s,
+                )
+                await poller.run(stop)
+        finally:
+            await out.stop()
+            await pool.close()
+            codec.close()
+
+    return run
+
+
+async def _run_until_signalled(
+    role: str, make: Awaitable[Callable[[asyncio.Event], Awaitable[None]]]
+) -> None:
+    """Run a role until SIGTERM or SIGINT sets its stop event."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("role.started", role=role)
+    await (await make)(stop)
+    log.info("role.stopped", role=role)
 
 
 def register(app: typer.Typer) -> None:
-    for command in (health, demo, api, worker, sinks, producers):
+    from core.cli.game import provider, simulate
+
+    for command in (health, demo, api, worker, sinks, producers, provider, simulate):
         app.command()(command)
