@@ -71,7 +71,7 @@ async def football_poller(
     settings: Settings, database_url: str, season: Season, clock: ManualClock
 ) -> AsyncIterator[FootballPoller]:
     """The real poller against the replay provider over HTTP, on a clock the test drives."""
-    pool = await asyncpg.create_pool(database_url, max_size=4)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     out = producer(settings)
     await out.start()
     codec = AvroCodec.from_settings(settings)

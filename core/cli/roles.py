@@ -143,7 +143,7 @@ async def _poll(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]
         from producers.football import FootballPoller
         from schemas.codec import AvroCodec
 
-        pool = await asyncpg.create_pool(resolve_urls(settings).database_url, max_size=4)
+        pool = await asyncpg.create_pool(resolve_urls(settings).database_url, min_size=1, max_size=4)
         out = producer(settings)
         await out.start()
         codec = AvroCodec.from_settings(settings)
