@@ -41,6 +41,8 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
         "web_enabled": False,
         "autodiscover": False,
         "stream_buffer_maxsize": 20_000,
+        # Faust keeps a data dir even with the memory store; not in the working directory.
+        "datadir": str(settings.home.resolve() / "faust" / app_id(settings)),
     }
     # Static membership (docs/broker.md, gap c): a worker restarted with the same id takes
     # its partitions back at once, on the embedded broker (which never expires a killed
