@@ -31,6 +31,7 @@ def role_env(settings: Settings, **extra: str) -> dict[str, str]:
         SCORELINE_IDLE_FETCH_BACKOFF_MS="50",
         SCORELINE_METRICS_PORT=str(free_port()),
         SCORELINE_LOG_LEVEL="INFO",
+        SCORELINE_HOME=str(settings.home),
     )
     env.update(extra)
     return env
