@@ -1,0 +1,182 @@
+"""The Redis sink: ``leaderboard.updates`` to the leaderboard projection (``redis_layout``).
+
+Each update carries a member's *absolute* total on a board and a version increasing per
+(board, member). It is applied only when its version is greater than the stored one, so a
+redelivery, a rewind or an out-of-order update never moves a board backwards, and nothing
+is ever incremented. One Lua call per batch applies every update and stores the batch's
+positions in the offsets hash: Redis runs a script atomically, so the data and the
+positions that cover it are written together or not at all (the positions are written
+last, so a script that fails half-way leaves them behind the updates it applied, which
+re-apply as no-ops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from aiokafka import TopicPartition
+
+from core.settings import Settings
+from core.stack import resolve_urls
+from schemas.catalog import LEADERBOARD_UPDATES
+from schemas.records import LeaderboardEntryChanged
+from sinks.base import Batch, ConsumedRecord, RunnerConfig, run_sink
+from sinks.exceptions import RecordRejectedError, SinkUnavailableError
+from sinks.offsets import decode_redis_offsets, redis_offset_args
+from sinks.redis_layout import (
+    board_key,
+    boards_key,
+    encode_score,
+    meta_key,
+    offsets_key,
+    versions_key,
+)
+from streams.rules.boards import EXACT_SCORES
+
+CONSUMER = "sink.redis"
+TOPICS = (LEADERBOARD_UPDATES,)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# KEYS: offsets hash, boards set, then per board: sorted set, versions hash, meta hash.
+# ARGV: offset pair count, board count, the offset pairs (field, next offset), the board
+# ids, then five per update: board number (1-based), member, version, score, updated_at.
+APPLY_BATCH = """
+local pairs_n = tonumber(ARGV[1])
+local boards_n = tonumber(ARGV[2])
+local first_board = 3 + pairs_n * 2
+local i = first_board + boards_n
+local applied = 0
+local newest = {}
+while i <= #ARGV do
+  local b = tonumber(ARGV[i])
+  local k = 3 + (b - 1) * 3
+  local member = ARGV[i + 1]
+  local stored = redis.call('HGET', KEYS[k + 1], member)
+  if not stored or tonumber(stored) < tonumber(ARGV[i + 2]) then
+    redis.call('ZADD', KEYS[k], ARGV[i + 3], member)
+    redis.call('HSET', KEYS[k + 1], member, ARGV[i + 2])
+    local at = tonumber(ARGV[i + 4])
+    if not newest[b] or newest[b] < at then newest[b] = at end
+    applied = applied + 1
+  end
+  i = i + 5
+end
+for b = 1, boards_n do
+  redis.call('SADD', KEYS[2], ARGV[first_board + b - 1])
+  if newest[b] then
+    local meta = KEYS[3 + (b - 1) * 3 + 2]
+    local at = redis.call('HGET', meta, 'updated_at')
+    if not at or tonumber(at) < newest[b] then
+      redis.call('HSET', meta, 'updated_at', newest[b])
+    end
+  end
+end
+for p = 3, 2 + pairs_n * 2, 2 do
+  redis.call('HSET', KEYS[1], ARGV[p], ARGV[p + 1])
+end
+return applied
+"""
+
+_TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+def epoch_millis(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def exact_count(update: LeaderboardEntryChanged) -> int:
+    """The declared tiebreaker (number of exact scores); 0 when the update has none."""
+    for tiebreaker in update.tiebreakers:
+        if tiebreaker.name == EXACT_SCORES:
+            value = tiebreaker.value
+            if value != value.to_integral_value():
+                raise ValueError(f"{EXACT_SCORES} must be a whole number: {value}")
+            return int(value)
+    return 0
+
+
+def score_arg(total: Decimal, exact: int) -> str:
+    """The sorted-set score as the exact integer string Redis parses (no float formatting)."""
+    return str(int(encode_score(total, exact)))
+
+
+class RedisSink:
+    """Writes the leaderboard projection, one atomic Lua call per batch."""
+
+    name = CONSUMER
+    topics = TOPICS
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._apply = client.register_script(APPLY_BATCH)
+        self.applied_updates = 0
+
+    async def committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        try:
+            raw = await self._redis.hgetall(offsets_key(self._prefix, self.name))  # type: ignore[misc]
+        except _TRANSIENT as e:
+            raise SinkUnavailableError(f"redis: {type(e).__name__}: {e}") from e
+        return decode_redis_offsets(raw, partitions)
+
+    async def write(self, batch: Batch) -> None:
+        newest: dict[tuple[str, str], tuple[int, str, int]] = {}
+        for record in batch.records:
+            update = record.value
+            if not isinstance(update, LeaderboardEntryChanged):
+                continue
+            line = (update.board_id, update.member_id)
+            current = newest.get(line)
+            if current is None or current[0] < update.version:
+                newest[line] = (
+                    update.version,
+                    _score(record, update),
+                    epoch_millis(update.updated_at),
+                )
+        boards: dict[str, int] = {}
+        updates: list[str | int] = []
+        for (board_id, member_id), (version, score, at) in newest.items():
+            number = boards.setdefault(board_id, len(boards) + 1)
+            updates.extend((number, member_id, version, score, at))
+        keys = [offsets_key(self._prefix, self.name), boards_key(self._prefix)]
+        for board_id in boards:
+            p = self._prefix
+            keys.extend((board_key(p, board_id), versions_key(p, board_id), meta_key(p, board_id)))
+        offsets = redis_offset_args(batch.positions)
+        args: list[str | int] = [len(offsets) // 2, len(boards), *offsets, *boards, *updates]
+        try:
+            applied = await self._apply(keys=keys, args=args)
+        except (*_TRANSIENT, redis.exceptions.ResponseError) as e:
+            # A ResponseError (OOM, a script error) is retried, never dead-lettered: it says
+            # nothing about the records, and dropping them would lose the projection.
+            raise SinkUnavailableError(f"redis: {type(e).__name__}: {e}") from e
+        self.applied_updates += int(applied)
+
+    async def flush(self) -> None:
+        """Nothing buffered: every ``write`` is one atomic script call."""
+
+
+def _score(record: ConsumedRecord, update: LeaderboardEntryChanged) -> str:
+    try:
+        return score_arg(update.total, exact_count(update))
+    except ValueError as e:
+        raise RecordRejectedError(record, f"board line cannot be stored: {e}") from e
+
+
+async def run_redis_sink(
+    settings: Settings, stop: asyncio.Event, *, config: RunnerConfig | None = None
+) -> None:
+    """``scoreline sinks`` (Redis half): run until ``stop`` is set."""
+    client = aioredis.Redis.from_url(resolve_urls(settings).redis_url)
+    try:
+        await run_sink(
+            settings, RedisSink(client, prefix=settings.redis_prefix), stop, config=config
+        )
+    finally:
+        await client.aclose()
