@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -49,6 +50,7 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
     # member) and on Apache Kafka alike, and its transactional producers fence the old ones.
     options["consumer_group_instance_id"] = f"{app_id(settings)}-{settings.worker_id}"
     options.update(overrides)
+    Path(options["datadir"]).mkdir(parents=True, exist_ok=True)
     app = ScorelineApp(app_id(settings), **options)
     from streams.agents.predictions import register
     from streams.boards import BoardsProcessor

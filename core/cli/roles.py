@@ -8,16 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import typer
 
-from core.cli.output import console, table
-from core.cli.stack import show
-from core.exceptions import StackError
+from core.cli.output import table
 from core.health import check_all
-from core.kafka import admin_client
 from core.logging import get_logger
-from core.settings import Settings, get_settings, mask_url
-from core.stack import Stack, resolve_urls
-from core.topics import apply_topics
-from sinks.db import migrate
+from core.settings import Settings, get_settings
+from core.stack import resolve_urls
 
 log = get_logger("cli")
 
@@ -35,41 +30,6 @@ def health() -> None:
     )
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
-
-
-def demo() -> None:
-    """Bring the stack up, apply topics and migrations, check health, show how to stop."""
-    settings = get_settings()
-    stack = Stack(settings)
-    console.rule("1. stack up")
-    show(stack.up())
-    console.rule("2. topics")
-
-    async def _topics() -> int:
-        admin = admin_client(settings)
-        await admin.start()
-        try:
-            reports = await apply_topics(admin, prefix=settings.topic_prefix)
-        finally:
-            await admin.close()
-        drifted = [r.topic for r in reports if r.action == "drift"]
-        if drifted:
-            raise StackError(f"topics drifted from the catalog: {drifted}")
-        return len(reports)
-
-    console.print(f"{asyncio.run(_topics())} catalog topics present")
-    console.rule("3. database migrations")
-    url = resolve_urls(settings).database_url
-    migrate(url)
-    console.print(f"{mask_url(url)} at the newest migration")
-    console.rule("4. health")
-    health()
-    console.rule("done")
-    console.print(
-        "The games arrive with the next issues; the stack stays up.\n"
-        "Status: [bold].venv/bin/scoreline stack status[/]   "
-        "Stop: [bold]make stack-down[/] (stops only what the demo started)"
-    )
 
 
 def api(
@@ -143,7 +103,9 @@ async def _poll(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]
         from producers.football import FootballPoller
         from schemas.codec import AvroCodec
 
-        pool = await asyncpg.create_pool(resolve_urls(settings).database_url, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(
+            resolve_urls(settings).database_url, min_size=1, max_size=4
+        )
         out = producer(settings)
         await out.start()
         codec = AvroCodec.from_settings(settings)
@@ -184,6 +146,7 @@ async def _run_until_signalled(
 
 
 def register(app: typer.Typer) -> None:
+    from core.cli.demo import demo
     from core.cli.game import provider, simulate
 
     for command in (health, demo, api, worker, sinks, producers, provider, simulate):

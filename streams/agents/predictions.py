@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -220,12 +221,15 @@ def register(app: faust.App, settings: Settings) -> PredictionsWorker:
             for batch in by_partition.values():
                 tp = batch[0].message.tp
                 async with manager.processing(tp):
-                    with source_partition(tp):
-                        for event in batch:
-                            message = event.message
-                            await worker.handle(
-                                message.tp, message.offset, message.key, event.value
-                            )
+                    try:
+                        with source_partition(tp):
+                            for event in batch:
+                                message = event.message
+                                await worker.handle(
+                                    message.tp, message.offset, message.key, event.value
+                                )
+                    except BaseException as e:
+                        crash_without_acking(tp, e)
                     for event in batch:
                         event.ack()
 
@@ -247,6 +251,28 @@ def register(app: faust.App, settings: Settings) -> PredictionsWorker:
     app.task(follow_rules)
     cast(Any, app.on_partitions_revoked).connect(on_revoked)
     return worker
+
+
+def crash_without_acking(tp: Any, error: BaseException) -> NoReturn:
+    """Stop the process now, before Faust acks (and commits) events we did not finish.
+
+    When an agent raises, Faust's ``take_events`` acks the whole batch on its way out and
+    the next commit would skip the unprocessed events. Exiting at once leaves the open
+    transaction to be aborted when the worker restarts with the same transactional ids:
+    crash-only, like a kill -9, which the chaos test shows is safe.
+    """
+    if isinstance(error, asyncio.CancelledError):  # stopping (SIGTERM) mid-batch
+        log.warning("predictions.stopped_mid_batch", topic=tp.topic, partition=tp.partition)
+        os._exit(0)
+    log.critical(
+        "predictions.crash",
+        topic=tp.topic,
+        partition=tp.partition,
+        error=type(error).__name__,
+        detail=str(error),
+        exc_info=error,
+    )
+    os._exit(70)
 
 
 def transaction_manager(app: faust.App) -> SourcePartitionTransactionManager:

@@ -1,0 +1,149 @@
+"""``scoreline demo``: the whole predictions game on the embedded stack, in the background.
+
+Stack up, topics, migrations, a health check; then the replay provider plays a season
+whose first round kicks off a few seconds from now (sim time runs ``--speed`` times
+faster), the simulator publishes members' guesses for that round, and the worker, the
+sinks, the poller and the API start as background processes tracked like the stack, so
+``scoreline stack down`` stops every one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import typer
+
+from core.cli.output import console, table
+from core.cli.stack import show
+from core.exceptions import StackError
+from core.health import check_all
+from core.kafka import admin_client
+from core.settings import Settings, get_settings, mask_url
+from core.stack import Stack, resolve_urls
+from core.stack.process import pid_alive, start_detached, wait_until
+from core.topics import apply_topics
+from sinks.db import migrate
+
+ROLES = ("provider", "worker", "sinks", "producers", "api")
+PROVIDER_PORT = 8765
+
+
+def demo(
+    speed: float = typer.Option(120.0, help="Sim-seconds per real second."),
+    members: int = typer.Option(2000, help="Members guessing."),
+    leagues: int = typer.Option(20, help="Leagues."),
+    seed: int = typer.Option(1, help="Season seed."),
+) -> None:
+    """Run a simulated round of the predictions game end to end; print where to watch it."""
+    settings = get_settings()
+    stack = Stack(settings)
+    console.rule("1. stack")
+    show(stack.up())
+    console.rule("2. topics and migrations")
+    console.print(f"{asyncio.run(_topics(settings))} catalog topics present")
+    url = resolve_urls(settings).database_url
+    migrate(url)
+    console.print(f"{mask_url(url)} at the newest migration")
+    console.rule("3. health")
+    checks = asyncio.run(check_all(settings))
+    table("Health", ["service", "state", "detail"], ((c.service, c.ok, c.detail) for c in checks))
+    if not all(c.ok for c in checks):
+        raise StackError("a service is down: see the table above")
+
+    console.rule("4. a simulated round")
+    if all(stack.owned_pid(role) for role in ROLES):
+        console.print("the demo is already running (stop it with [bold]make stack-down[/])")
+    else:
+        _start_round(stack, settings, speed=speed, members=members, leagues=leagues, seed=seed)
+    show(stack.status())
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    console.rule("watch it")
+    console.print(
+        f"League leaderboard (fills in as matches finish): [bold]{api}/boards/league:l001[/]\n"
+        f"Tournament board: {api}/boards/tournament:17   a match: {api}/matches/1001\n"
+        f"Live page: {api}/leaderboard/league:l001   API docs: {api}/docs\n"
+        f"Logs: {settings.home}/logs/   Stop everything: [bold]make stack-down[/]"
+    )
+
+
+def _start_round(
+    stack: Stack, settings: Settings, *, speed: float, members: int, leagues: int, seed: int
+) -> None:
+    sim_start = datetime.now(UTC).replace(microsecond=0)
+    first_kickoff = sim_start + timedelta(minutes=15)
+    logs = settings.home.resolve() / "logs"
+    env = {
+        **os.environ,
+        "PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",
+        "SCORELINE_LIVE_INTERVAL_S": "2",
+        "SCORELINE_ROUND_INTERVAL_S": "3",
+        "SCORELINE_LOG_FORMAT": "json",
+    }
+    scoreline = str(Path(sys.executable).parent / "scoreline")
+    commands = {
+        "provider": [
+            "provider",
+            f"--seed={seed}",
+            f"--speed={speed}",
+            f"--port={PROVIDER_PORT}",
+            f"--sim-start={sim_start.isoformat()}",
+            f"--first-kickoff={first_kickoff.isoformat()}",
+        ],
+        "worker": ["worker"],
+        "sinks": ["sinks"],
+        "producers": ["producers"],
+        "api": ["api"],
+    }
+    for port, role in enumerate(ROLES, start=9101):
+        if stack.owned_pid(role):
+            continue
+        role_env = {**env, "SCORELINE_METRICS_PORT": str(port)}
+        pid = start_detached([scoreline, *commands[role]], logs / f"{role}.log", env=role_env)
+        stack.track(role, pid)
+        console.print(f"started {role} (pid {pid}), log {logs / (role + '.log')}")
+    wait_until(
+        lambda: _answers(f"http://127.0.0.1:{PROVIDER_PORT}/health"),
+        timeout=30,
+        what="the replay provider",
+    )
+    guesses = [
+        scoreline,
+        "simulate",
+        f"--seed={seed}",
+        f"--first-kickoff={first_kickoff.isoformat()}",
+        f"--members={members}",
+        f"--leagues={leagues}",
+    ]
+    pid = start_detached(guesses, logs / "simulate.log", env=env)
+    wait_until(lambda: not pid_alive(pid), timeout=300, what="the simulator to publish")
+    console.print(
+        f"guesses published ({members} members, {leagues} leagues); round kicks off "
+        f"at sim {first_kickoff:%H:%M} UTC, sim time runs {speed:g}x"
+    )
+    api = f"http://127.0.0.1:{settings.api_port}/ready"
+    wait_until(lambda: _answers(api), timeout=60, what="the API")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _topics(settings: Settings) -> int:
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        reports = await apply_topics(admin, prefix=settings.topic_prefix)
+    finally:
+        await admin.close()
+    drifted = [r.topic for r in reports if r.action == "drift"]
+    if drifted:
+        raise StackError(f"topics drifted from the catalog: {drifted}")
+    return len(reports)
