@@ -20,6 +20,7 @@ from api.boards import RedisCircuit
 from api.deps import PoolDep, RedisDep, get_pool, get_redis
 from api.errors import install_error_handlers
 from api.routes import boards_router, matches_router
+from api.routes.page import router as page_router
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from core.stack import resolve_urls
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(boards_router)
     app.include_router(matches_router)
+    app.include_router(page_router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

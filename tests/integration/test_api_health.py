@@ -42,3 +42,15 @@ async def test_not_ready_when_redis_is_down(settings: Settings) -> None:
         body = ready.json()
         assert body["checks"]["postgres"] == "ok"
         assert body["checks"]["redis"].startswith("down")
+
+
+async def test_the_leaderboard_page_reads_the_board_json(settings: Settings) -> None:
+    async with api_client(settings) as client:
+        page = await client.get("/leaderboard/league:l001")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '"league:l001"' in page.text
+        assert "/boards/" in page.text
+        hostile = await client.get("/leaderboard/<b onmouseover=alert(1)>")
+        assert hostile.status_code == 200
+        assert "<b onmouseover" not in hostile.text, "the board id is escaped"
