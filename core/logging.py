@@ -37,6 +37,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(name)s %(message)s")
+    for chatty in ("httpx", "httpcore", "aiokafka", "asyncio"):  # their INFO is our noise
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     _configured = True
 
 

@@ -31,7 +31,7 @@ def mask_url(url: str) -> str:
 class Settings(BaseSettings):
     """Configuration shared by every role. Environment names are the field names in capitals."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     # -- where the services are (None: the embedded default) --------------------------
     kafka_bootstrap_servers: str | None = Field(

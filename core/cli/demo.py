@@ -51,7 +51,11 @@ def demo(
     console.print(f"{mask_url(url)} at the newest migration")
     console.rule("3. health")
     checks = asyncio.run(check_all(settings))
-    table("Health", ["service", "state", "detail"], ((c.service, c.ok, c.detail) for c in checks))
+    table(
+        "Health",
+        ["service", "state", "detail"],
+        ((c.service, "ok" if c.ok else "DOWN", c.detail) for c in checks),
+    )
     if not all(c.ok for c in checks):
         raise StackError("a service is down: see the table above")
 

@@ -47,3 +47,14 @@ def test_environment_names_cover_the_contract() -> None:
         "DATABASE_URL",
         "REDIS_URL",
     } <= ENVIRONMENT_NAMES
+
+
+def test_only_the_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field's own name (HOME, LOG_LEVEL...) is not an environment name of ours."""
+    for name in ENVIRONMENT_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    settings = Settings()
+    assert str(settings.home) == ".scoreline"
+    assert settings.log_level == "INFO"
