@@ -20,12 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from core.kafka import contain_idle_fetches
+from core.kafka import contain_idle_fetches, contain_stale_aborted_transactions
 from core.settings import Settings
 from core.stack.broker import EmbeddedBroker
 from core.stack.postgres import EmbeddedPostgres, ensure_database
 from core.stack.process import free_port, port_open, stop_pid
 from core.stack.redis import EmbeddedRedis
+from tests.processes import Role, role_env
 from tests.services import (
     delete_redis_prefix,
     docker_requested,
@@ -70,6 +71,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         kafka = broker.bootstrap_servers
         # docs/broker.md gap (a): idle consumers in this process must not spin.
         contain_idle_fetches(50)
+        contain_stale_aborted_transactions()
 
     postgres = os.environ.get("DATABASE_URL")
     if postgres:
@@ -139,3 +141,13 @@ def settings(
         SCORELINE_REDIS_PREFIX=redis_prefix,
         SCORELINE_HOME=tmp_path / ".scoreline",
     )
+
+
+@pytest.fixture
+def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Role]]:
+    """The worker and the sinks as processes (not started yet), stopped at the end."""
+    env = role_env(settings)
+    started = {name: Role(name, env, tmp_path) for name in ("worker", "sinks")}
+    yield started
+    for role in started.values():
+        role.stop()

@@ -9,7 +9,7 @@ import typer
 from core.cli import db, roles, stack, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
-from core.kafka import contain_idle_fetches, idle_fetch_backoff_ms
+from core.kafka import apply_broker_workarounds
 from core.logging import configure_logging
 from core.settings import get_settings
 
@@ -29,7 +29,7 @@ roles.register(app)
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    contain_idle_fetches(idle_fetch_backoff_ms(settings))
+    apply_broker_workarounds(settings)
     try:
         app()
     except ScorelineError as e:

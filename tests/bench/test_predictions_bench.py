@@ -15,10 +15,9 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import cast
 
 import asyncpg
@@ -36,8 +35,9 @@ from sinks.redis_layout import board_key, decode_score
 from streams.app import app_id
 from streams.rules.predictions import PredictionRules, Score, score_prediction
 from tests.bench.conftest import record
+from tests.builders import a_match
 from tests.e2e import create_topics
-from tests.processes import Role, role_env
+from tests.processes import Role
 from tests.support import eventually
 
 ENTRIES = int(os.environ.get("BENCH_ENTRIES", "200000"))
@@ -60,35 +60,17 @@ def guess(i: int) -> PredictionPlaced:
     )
 
 
-def a_match(status: MatchStatus, version: int) -> MatchUpdated:
-    return MatchUpdated(
-        match_id=MATCH,
-        tournament_id="17",
-        round="1",
-        home_team_id="1",
-        home_team_name="Home",
-        away_team_id="2",
-        away_team_name="Away",
+def finished_or_not(status: MatchStatus, version: int) -> MatchUpdated:
+    finished = status == MatchStatus.FINISHED
+    return a_match(
+        MATCH,
+        score=(RESULT.home, RESULT.away) if finished else (0, 0),
         status=status,
-        home_score=RESULT.home if status == MatchStatus.FINISHED else 0,
-        away_score=RESULT.away if status == MatchStatus.FINISHED else 0,
-        minute=None,
-        period=None,
-        kickoff_at=KICKOFF,
-        provider="bench",
+        result_version=1 if finished else 0,
         provider_version=version,
-        result_version=1 if status == MatchStatus.FINISHED else 0,
-        updated_at=KICKOFF,
+        tournament_id="17",
+        kickoff_at=KICKOFF,
     )
-
-
-@pytest.fixture
-def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Role]]:
-    env = role_env(settings)
-    started = {name: Role(name, env, tmp_path) for name in ("worker", "sinks")}
-    yield started
-    for role in started.values():
-        role.stop()
 
 
 async def publish(settings: Settings, codec: AvroCodec) -> None:
@@ -108,7 +90,7 @@ async def publish(settings: Settings, codec: AvroCodec) -> None:
             value=codec.encode(ruleset, RULES),
         )
         matches = topic(FIXTURES_MATCHES, settings.topic_prefix)
-        scheduled = a_match(MatchStatus.NOTSTARTED, 1)
+        scheduled = finished_or_not(MatchStatus.NOTSTARTED, 1)
         await out.send_and_wait(
             matches, key=MATCH.encode(), value=codec.encode(scheduled, FIXTURES_MATCHES)
         )
@@ -230,7 +212,7 @@ async def test_predictions_throughput_and_latency(
     await out.send_and_wait(
         topic(FIXTURES_MATCHES, settings.topic_prefix),
         key=MATCH.encode(),
-        value=codec.encode(a_match(MatchStatus.FINISHED, 2), FIXTURES_MATCHES),
+        value=codec.encode(finished_or_not(MatchStatus.FINISHED, 2), FIXTURES_MATCHES),
     )
     await out.stop()
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,20 +25,11 @@ from producers.simulator import publish_simulation, register_leagues
 from tests.builders import KICKOFF
 from tests.e2e import RoundScenario, a_round, create_topics, football_poller
 from tests.oracle import differences, nonzero, postgres_boards, redis_boards, scores_topic
-from tests.processes import Role, role_env
+from tests.processes import Role
 from tests.support import eventually
 
 KILLS = 12
 CONVERGE_S = int(os.environ.get("CHAOS_CONVERGE_S", "480"))
-
-
-@pytest.fixture
-def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Role]]:
-    env = role_env(settings)
-    started = {name: Role(name, env, tmp_path) for name in ("worker", "sinks")}
-    yield started
-    for role in started.values():
-        role.stop()
 
 
 async def killer(roles: dict[str, Role], rng: random.Random, kills: list[str]) -> None:

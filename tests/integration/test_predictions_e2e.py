@@ -9,8 +9,7 @@ simulator's own data: in Postgres, in Redis, on ``scores`` read_committed, and i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -28,7 +27,7 @@ from streams.rules.boards import rank_board
 from tests.builders import KICKOFF
 from tests.e2e import RoundScenario, a_round, create_topics, football_poller, play
 from tests.oracle import differences, nonzero, postgres_boards, redis_boards, scores_topic
-from tests.processes import Role, role_env
+from tests.processes import Role
 from tests.support import eventually
 
 CONVERGE_S = 420
@@ -37,15 +36,6 @@ CONVERGE_S = 420
 @pytest.fixture(scope="module")
 def scenario() -> RoundScenario:
     return a_round()
-
-
-@pytest.fixture
-def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Role]]:
-    env = role_env(settings)
-    started = {name: Role(name, env, tmp_path) for name in ("worker", "sinks")}
-    yield started
-    for role in started.values():
-        role.stop()
 
 
 @pytest.fixture

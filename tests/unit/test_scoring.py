@@ -23,6 +23,7 @@ from schemas.records import EntryRejected, MatchStatus, MatchUpdated, Prediction
 from streams.rules.boards import BoardLine
 from streams.rules.predictions import PredictionRules, latest_results, oracle_totals
 from streams.scoring import EntryIndex, MatchState, Output, on_entry, on_match_update
+from tests.builders import a_match
 
 KICKOFF = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 RULES = PredictionRules("predictions:t1", 1, exact_bonus=Decimal("1"))
@@ -31,23 +32,14 @@ RULES = PredictionRules("predictions:t1", 1, exact_bonus=Decimal("1"))
 def a_update(
     match: str, status: MatchStatus, home: int, away: int, rv: int, pv: int
 ) -> MatchUpdated:
-    return MatchUpdated(
-        match_id=match,
-        tournament_id="t1",
-        round="1",
-        home_team_id="h",
-        home_team_name="H",
-        away_team_id="a",
-        away_team_name="A",
+    return a_match(
+        match,
+        score=(home, away),
         status=status,
-        home_score=home,
-        away_score=away,
-        minute=None,
-        period=None,
-        kickoff_at=KICKOFF,
-        provider="test",
-        provider_version=pv,
         result_version=rv,
+        provider_version=pv,
+        tournament_id="t1",
+        kickoff_at=KICKOFF,
         updated_at=KICKOFF,
     )
 
