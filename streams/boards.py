@@ -7,8 +7,9 @@ tiebreaker) and a version that grows with every change of that (board, member).
 
 It is a plain aiokafka consume-transform-produce loop with Kafka transactions
 (read_committed in, one transactional producer, offsets sent to the transaction), not a
-Faust agent: Faust's per-event path tops out near 1,300 events/s on this machine
-(BENCHMARKS.md), and a finished match fans out to one award per entry. The partitions are
+Faust agent: Faust's consumer path tops out near 5,800 events/s here even in batches
+(``ingest_entries_per_s`` in BENCHMARKS.md; about 500/s one event at a time with a send
+each), and a finished match fans out to one award per entry. The partitions are
 assigned, not subscribed: the embedded broker's group rebalances are unreliable
 (docs/broker.md), and a static assignment behaves the same on Apache Kafka. Its state has
 no changelog: ``scores`` up to the committed offset is the changelog, folded again on start.
