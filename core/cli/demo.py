@@ -14,9 +14,12 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import typer
+from pydantic import SecretStr
 
 from core.cli.output import console, table
 from core.cli.stack import show
@@ -25,7 +28,7 @@ from core.health import check_all
 from core.kafka import admin_client
 from core.settings import Settings, get_settings, mask_url
 from core.stack import Stack, resolve_urls
-from core.stack.process import pid_alive, start_detached, wait_until
+from core.stack.process import start_detached, tail, wait_exit, wait_until
 from core.topics import apply_topics
 from sinks.db import migrate
 
@@ -81,8 +84,16 @@ def _start_round(
     sim_start = datetime.now(UTC).replace(microsecond=0)
     first_kickoff = sim_start + timedelta(minutes=15)
     logs = settings.home.resolve() / "logs"
+    # Each demo round gets its own topics, database and Redis keys: match ids repeat
+    # from one season to the next, and a second round must not read as corrections.
+    run = f"demo{sim_start:%Y%m%d%H%M%S}"
+    demo = _fresh_demo_settings(settings, run)
+    console.print(f"this round: topics {run}.*, database {DEMO_DATABASE}, Redis {run}:*")
     env = {
         **os.environ,
+        "SCORELINE_TOPIC_PREFIX": demo.topic_prefix,
+        "SCORELINE_REDIS_PREFIX": demo.redis_prefix,
+        "DATABASE_URL": resolve_urls(demo).database_url,
         "PROVIDER_URL": f"http://127.0.0.1:{PROVIDER_PORT}",
         "SCORELINE_LIVE_INTERVAL_S": "2",
         "SCORELINE_ROUND_INTERVAL_S": "3",
@@ -124,13 +135,46 @@ def _start_round(
         f"--leagues={leagues}",
     ]
     pid = start_detached(guesses, logs / "simulate.log", env=env)
-    wait_until(lambda: not pid_alive(pid), timeout=300, what="the simulator to publish")
+    if wait_exit(pid, timeout=300) != 0:
+        raise StackError(
+            f"the simulator failed; see {logs / 'simulate.log'}:\n{tail(logs / 'simulate.log')}"
+        )
     console.print(
         f"guesses published ({members} members, {leagues} leagues); round kicks off "
         f"at sim {first_kickoff:%H:%M} UTC, sim time runs {speed:g}x"
     )
     api = f"http://127.0.0.1:{settings.api_port}/ready"
     wait_until(lambda: _answers(api), timeout=60, what="the API")
+
+
+DEMO_DATABASE = "scoreline_demo"
+
+
+def _fresh_demo_settings(settings: Settings, run: str) -> Settings:
+    """Settings for a new round: its topic prefix, Redis prefix, and a fresh demo database."""
+    server = resolve_urls(settings).database_url
+    parts = urlsplit(server)
+    database_url = urlunsplit((parts.scheme, parts.netloc, f"/{DEMO_DATABASE}", "", ""))
+    asyncio.run(_recreate_database(server, DEMO_DATABASE))
+    migrate(database_url)
+    demo = settings.model_copy(
+        update={
+            "topic_prefix": f"{run}.",
+            "redis_prefix": f"scoreline:{run}:",
+            "database_url": SecretStr(database_url),
+        }
+    )
+    asyncio.run(_topics(demo))
+    return demo
+
+
+async def _recreate_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'drop database if exists "{name}" with (force)')
+        await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
 
 
 def _answers(url: str) -> bool:

@@ -84,6 +84,20 @@ def start_detached(
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def wait_exit(pid: int, timeout: float) -> int:
+    """Wait for a process this one started to exit; its exit code."""
+    child = _children.get(pid)
+    if child is None:
+        raise StackError(f"pid {pid} was not started by this process")
+    try:
+        return child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise StackError(f"pid {pid} still running after {timeout:.0f}s") from e
+    finally:
+        if child.returncode is not None:
+            _children.pop(pid, None)
+
+
 def as_user(user: str | None) -> dict[str, Any]:
     """subprocess arguments that run a child as ``user`` with only its primary group."""
     if user is None:

@@ -67,7 +67,8 @@ async def test_a_consumer_waiting_at_a_fenced_transaction_gets_the_next_one(
 
         async def past_the_abort_marker() -> bool:
             await read()
-            return await reader.position(tp) >= 6  # 5 aborted records and the marker
+            position: int = await reader.position(tp)
+            return position >= 6  # 5 aborted records and the marker
 
         await eventually(past_the_abort_marker, timeout=20, what="reader past the abort")
         try:
