@@ -34,6 +34,7 @@ from core.logging import get_logger
 from core.settings import Settings
 from schemas.catalog import DLQ_STREAMS, LEADERBOARD_UPDATES, SCORES, spec, topic
 from schemas.codec import AvroCodec
+from schemas.fast_decode import RecordDecoder
 from schemas.records import DeadLetter, LeaderboardEntryChanged, ScoreAwarded, Tiebreaker
 from streams.rules.boards import EXACT_SCORES
 from streams.state import committed_offset, read_partition
@@ -102,6 +103,7 @@ class BoardsProcessor:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.codec = AvroCodec.from_settings(settings)
+        self.decode = RecordDecoder(self.codec, ["ScoreAwarded"])
         count = spec(SCORES).partitions
         self.partitions = sorted(set(partitions) if partitions is not None else range(count))
         self.scores = [TopicPartition(topic(SCORES, self.prefix), p) for p in self.partitions]
@@ -157,7 +159,7 @@ class BoardsProcessor:
 
     def _decode(self, value: bytes | None) -> ScoreAwarded | None:
         try:
-            record = self.codec.decode(value or b"")
+            record = self.decode(value or b"")
         except SchemaDecodeError:
             return None
         return record if isinstance(record, ScoreAwarded) else None

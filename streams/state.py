@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,8 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from core.exceptions import SchemaDecodeError
 from core.logging import get_logger
-from schemas.codec import AvroCodec
-from schemas.records import PredictionPlaced
+from schemas.records import AvroRecord, PredictionPlaced
 from streams.scoring import EntryIndex, MatchState
 
 log = get_logger("streams.state")
@@ -66,7 +65,7 @@ async def read_partition(
 async def load_partition(
     consumer: AIOKafkaConsumer,
     admin: AIOKafkaAdminClient,
-    codec: AvroCodec,
+    decode: Callable[[bytes], AvroRecord],
     *,
     group_id: str,
     entries_topic: str,
@@ -80,7 +79,7 @@ async def load_partition(
     until = await committed_offset(admin, group_id, entries_tp)
     async for offset, _key, value in read_partition(consumer, entries_tp, until):
         try:
-            entry = codec.decode(value or b"")
+            entry = decode(value or b"")
         except SchemaDecodeError:
             continue  # dead-lettered when it was first processed
         if isinstance(entry, PredictionPlaced):

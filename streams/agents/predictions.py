@@ -35,6 +35,7 @@ from schemas.catalog import (
     topic,
 )
 from schemas.codec import AvroCodec
+from schemas.fast_decode import RecordDecoder
 from schemas.records import (
     DeadLetter,
     EntryRejected,
@@ -63,6 +64,7 @@ class PredictionsWorker:
         self.app = app
         self.settings = settings
         self.codec = AvroCodec.from_settings(settings)
+        self.decode = RecordDecoder(self.codec, ["MatchUpdated", "PredictionPlaced"])
         self.prefix = settings.topic_prefix
         self.matches_topic = topic(FIXTURES_MATCHES, self.prefix)
         self.entries_topic = topic(ENTRIES_PREDICTIONS, self.prefix)
@@ -92,7 +94,7 @@ class PredictionsWorker:
             return await load_partition(
                 reader,
                 admin,
-                self.codec,
+                self.decode,
                 group_id=self.app.conf.id,
                 entries_topic=self.entries_topic,
                 state_topic=self.state_topic,
@@ -110,7 +112,7 @@ class PredictionsWorker:
     async def handle(self, tp: Any, offset: int, key: bytes | None, value: bytes | None) -> None:
         producer = self._producer(tp)
         try:
-            record = self.codec.decode(value or b"")
+            record = self.decode(value or b"")
         except SchemaDecodeError as e:
             await self._dead_letter(producer, tp, offset, key, value, e)
             return

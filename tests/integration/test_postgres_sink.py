@@ -39,6 +39,7 @@ from schemas.catalog import (
     topic,
 )
 from schemas.codec import AvroCodec
+from schemas.fast_decode import RecordDecoder
 from schemas.records import (
     AvroRecord,
     DeadLetter,
@@ -51,7 +52,7 @@ from schemas.records import (
     ScoreAwarded,
     Tiebreaker,
 )
-from sinks.base import RecordDecoder, RunnerConfig
+from sinks.base import RunnerConfig
 from sinks.postgres import CONSUMER, run_postgres_sink
 from tests.support import eventually, unique
 
