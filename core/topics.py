@@ -8,7 +8,9 @@ from typing import Literal
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from core.kafka import admin_client
 from core.logging import get_logger
+from core.settings import Settings
 from schemas.catalog import CATALOG, TopicSpec
 
 log = get_logger("topics")
@@ -105,3 +107,20 @@ def _replication_factor(admin: AIOKafkaAdminClient) -> int:
     client = getattr(admin, "_client", None)
     brokers = client.cluster.brokers() if client is not None else set()
     return max(1, min(3, len(brokers)))
+
+
+async def apply_catalog(
+    settings: Settings, *, prefix: str | None = None, dry_run: bool = False
+) -> list[TopicReport]:
+    """:func:`apply_topics` with an admin client made from the settings."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        chosen = settings.topic_prefix if prefix is None else prefix
+        return await apply_topics(admin, prefix=chosen, dry_run=dry_run)
+    finally:
+        await admin.close()
+
+
+def drifted(reports: list[TopicReport]) -> list[str]:
+    return [report.topic for report in reports if report.action == "drift"]

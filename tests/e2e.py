@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 
 from core.kafka import producer
 from core.settings import Settings
-from core.topics import apply_topics
+from core.topics import apply_catalog
 from producers.clock import ManualClock
 from producers.football import FootballPoller, PollResult
 from producers.replay import ReplayServer, create_replay_app
@@ -58,12 +57,7 @@ def a_round(
 
 
 async def create_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await apply_topics(admin, prefix=settings.topic_prefix)
-    finally:
-        await admin.close()
+    await apply_catalog(settings)
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from aiokafka.errors import KafkaConnectionError
 
 from core.cli import db, roles, stack, topics
 from core.cli.output import fail
@@ -12,6 +13,7 @@ from core.exceptions import ScorelineError
 from core.kafka import apply_broker_workarounds
 from core.logging import configure_logging
 from core.settings import get_settings
+from core.stack import resolve_urls
 
 app = typer.Typer(
     name="scoreline",
@@ -34,4 +36,11 @@ def main() -> None:
         app()
     except ScorelineError as e:
         fail(str(e))
+        sys.exit(1)
+    except KafkaConnectionError as e:
+        where = resolve_urls(settings).kafka_bootstrap_servers
+        fail(
+            f"Kafka at {where} is unreachable ({e}). Start the embedded stack with "
+            "`scoreline stack up`, or fix KAFKA_BOOTSTRAP_SERVERS"
+        )
         sys.exit(1)

@@ -25,11 +25,10 @@ from core.cli.output import console, table
 from core.cli.stack import show
 from core.exceptions import StackError
 from core.health import check_all
-from core.kafka import admin_client
 from core.settings import Settings, get_settings, mask_url
 from core.stack import Stack, resolve_urls
 from core.stack.process import start_detached, tail, wait_exit, wait_until
-from core.topics import apply_topics
+from core.topics import apply_catalog, drifted
 from sinks.db import migrate
 
 ROLES = ("provider", "worker", "sinks", "producers", "api")
@@ -185,13 +184,7 @@ def _answers(url: str) -> bool:
 
 
 async def _topics(settings: Settings) -> int:
-    admin = admin_client(settings)
-    await admin.start()
-    try:
-        reports = await apply_topics(admin, prefix=settings.topic_prefix)
-    finally:
-        await admin.close()
-    drifted = [r.topic for r in reports if r.action == "drift"]
-    if drifted:
-        raise StackError(f"topics drifted from the catalog: {drifted}")
+    reports = await apply_catalog(settings)
+    if drift := drifted(reports):
+        raise StackError(f"topics drifted from the catalog: {drift}")
     return len(reports)

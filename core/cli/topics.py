@@ -8,21 +8,11 @@ import typer
 
 from core.cli.output import console, table
 from core.exceptions import TopicDriftError
-from core.kafka import admin_client
 from core.settings import get_settings
-from core.topics import TopicReport, apply_topics
+from core.topics import apply_catalog, drifted
 from schemas.catalog import CATALOG
 
 app = typer.Typer(help="Create the catalog's topics and report drift.")
-
-
-async def _apply(dry_run: bool, prefix: str) -> list[TopicReport]:
-    admin = admin_client(get_settings())
-    await admin.start()
-    try:
-        return await apply_topics(admin, prefix=prefix, dry_run=dry_run)
-    finally:
-        await admin.close()
 
 
 @app.command()
@@ -36,7 +26,7 @@ def apply(
 ) -> None:
     """Create every catalog topic that is missing (idempotent); exit 2 on drift."""
     settings = get_settings()
-    reports = asyncio.run(_apply(dry_run, settings.topic_prefix if prefix is None else prefix))
+    reports = asyncio.run(apply_catalog(settings, prefix=prefix, dry_run=dry_run))
     table(
         "Topics" + (" (dry run)" if dry_run else ""),
         ["topic", "action", "partitions (catalog)", "partitions (broker)", "detail"],
@@ -45,9 +35,8 @@ def apply(
             for r in reports
         ),
     )
-    drifted = [r.topic for r in reports if r.action == "drift"]
-    if drifted:
-        raise TopicDriftError(f"{len(drifted)} topic(s) drifted from the catalog: {drifted}")
+    if drift := drifted(reports):
+        raise TopicDriftError(f"{len(drift)} topic(s) drifted from the catalog: {drift}")
     created = sum(r.action == "created" for r in reports)
     console.print(f"{created} created, {len(reports) - created} already as the catalog says")
 
