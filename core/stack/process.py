@@ -115,19 +115,28 @@ def stop_pid(pid: int, timeout: float = 10.0, sig: signal.Signals = signal.SIGTE
         os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(pid)
         if not pid_alive(pid):
-            return True
+            return _reaped(pid)
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        _reap(pid)
         if not pid_alive(pid):
-            return True
+            return _reaped(pid)
         time.sleep(0.05)
     return False
+
+
+def _reaped(pid: int) -> bool:
+    """Wait for a child of ours that has exited (a zombie), so nothing is left to collect."""
+    child = _children.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
+    else:
+        _reap(pid)
+    return True
 
 
 def _reap(pid: int) -> None:
