@@ -7,7 +7,7 @@ import sys
 import typer
 from aiokafka.errors import KafkaConnectionError
 
-from core.cli import db, roles, stack, topics
+from core.cli import db, rebuild, roles, stack, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
 from core.kafka import apply_broker_workarounds
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
+app.add_typer(rebuild.app, name="rebuild")
 roles.register(app)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -17,7 +18,14 @@ from schemas.catalog import LEADERBOARD_UPDATES, SCORES
 from sinks.postgres import run_postgres_sink
 from sinks.rebuild import rebuild_redis
 from sinks.redis import run_redis_sink
-from sinks.redis_layout import board_key, boards_key, encode_score, meta_key, versions_key
+from sinks.redis_layout import (
+    board_key,
+    boards_key,
+    decode_score,
+    encode_score,
+    meta_key,
+    versions_key,
+)
 from tests.conftest import Services
 from tests.integration.test_postgres_sink import (
     caught_up,
@@ -29,6 +37,7 @@ from tests.integration.test_postgres_sink import (
 )
 from tests.integration.test_redis_sink import an_update
 from tests.integration.test_redis_sink import caught_up as redis_caught_up
+from tests.processes import SCORELINE, role_env
 from tests.support import unique
 
 
@@ -168,4 +177,38 @@ async def test_a_board_is_swapped_atomically_and_alone(
     assert await redis.zrange(board_key(redis_prefix, boards[1]), 0, -1, withscores=True) == [
         ("y", -2.0),
         ("x", -1.0),
+    ]
+
+
+async def test_the_rebuild_command_fills_redis_from_postgres(settings: Settings) -> None:
+    assert settings.database_url is not None and settings.redis_url is not None
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await conn.execute("delete from board_totals where board_id = 'league:cli'")
+        await conn.executemany(
+            "insert into board_totals (board_id, member_id, total, exact_count) "
+            "values ('league:cli', $1, $2, $3)",
+            [("m1", Decimal("7.00"), 1), ("m2", Decimal("3.50"), 0)],
+        )
+    finally:
+        await conn.close()
+    done = subprocess.run(  # noqa: S603 - our own command
+        [SCORELINE, "rebuild", "redis", "--board", "league:cli"],
+        env=role_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 lines written" in done.stdout
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    try:
+        key = board_key(settings.redis_prefix, "league:cli")
+        lines = await client.zrange(key, 0, -1, withscores=True)
+    finally:
+        await client.aclose()
+    assert [(m, decode_score(s)) for m, s in lines] == [
+        ("m1", (Decimal("7.00"), 1)),
+        ("m2", (Decimal("3.50"), 0)),
     ]
