@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,10 +31,11 @@ from core.exceptions import SchemaDecodeError
 from core.kafka import admin_client, consumer, producer
 from core.logging import get_logger
 from core.settings import Settings
-from schemas.catalog import DLQ_STREAMS, LEADERBOARD_UPDATES, SCORES, spec, topic
+from schemas.catalog import LEADERBOARD_UPDATES, SCORES, spec, topic
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
-from schemas.records import DeadLetter, LeaderboardEntryChanged, ScoreAwarded, Tiebreaker
+from schemas.records import LeaderboardEntryChanged, ScoreAwarded, Tiebreaker
+from streams.dlq import dead_letter
 from streams.rules.boards import EXACT_SCORES
 from streams.state import committed_offset, read_partition
 
@@ -185,7 +185,15 @@ class BoardsProcessor:
                     for record in records:
                         award = self._decode(record.value)
                         if award is None:
-                            await self._dead_letter(out, tp, record)
+                            await dead_letter(
+                                out,
+                                self.prefix,
+                                tp,
+                                record.offset,
+                                record.key,
+                                record.value,
+                                SchemaDecodeError("not a ScoreAwarded"),
+                            )
                         else:
                             changed += self.totals.apply(award)
                     offsets[tp] = records[-1].offset + 1
@@ -199,19 +207,3 @@ class BoardsProcessor:
             log.debug(
                 "boards.committed", awards=sum(map(len, batch.values())), updates=len(changed)
             )
-
-    async def _dead_letter(self, out: AIOKafkaProducer, tp: TopicPartition, record: Any) -> None:
-        offset, key, value = record.offset, record.key, record.value
-        letter = DeadLetter(
-            error_class="SchemaDecodeError",
-            error_message="not a ScoreAwarded",
-            source_topic=tp.topic,
-            source_partition=tp.partition,
-            source_offset=offset,
-            attempts=1,
-            failed_at=datetime.now(UTC),
-        )
-        await out.send(
-            topic(DLQ_STREAMS, self.prefix), key=key, value=value, headers=letter.to_headers()
-        )
-        log.warning("boards.dead_letter", topic=tp.topic, partition=tp.partition, offset=offset)

@@ -213,9 +213,6 @@ def on_entry(
     now: datetime,
 ) -> list[Output]:
     """Index an entry; score or reject it at once if its match was already scored."""
-    previous = None
-    if state is not None:
-        previous = index.effective_for(entry.match_id, entry.member_id, state.kickoff_at)
     if not index.add(entry, offset):
         return []  # a redelivery: the entry_id counted already
     if state is None or state.scored is None or offset < state.scored_through:
@@ -226,6 +223,10 @@ def on_entry(
     current = index.effective_for(entry.match_id, entry.member_id, state.kickoff_at)
     if current is None or current.entry.entry_id != entry.entry_id:
         return []  # an earlier-placed guess than the one that counts: superseded at once
+    # The guess that counted before this one: among the entries read before it.
+    previous = index.effective_for(
+        entry.match_id, entry.member_id, state.kickoff_at, before_offset=offset
+    )
     scored = state.scored
     new = score_prediction(guess_of(entry), scored.score, scored.rules)
     outputs: list[Output] = [_score_awarded(state, entry, scored, None, new, now, None)]

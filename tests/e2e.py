@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from core.kafka import producer
 from core.settings import Settings
@@ -20,6 +22,7 @@ from producers.season import Season, generate_season
 from producers.simulator import SimulatedEntries, generate_entries, oracle_for
 from schemas.codec import AvroCodec
 from streams.rules.boards import BoardLine
+from streams.state import committed_offset
 from tests.builders import KICKOFF, SEASON_ID, TOURNAMENT_ID
 
 
@@ -54,6 +57,16 @@ def a_round(
     )
     entries = generate_entries(season, members=members, leagues=leagues, seed=seed)
     return RoundScenario(season, entries, oracle_for(season, entries))
+
+
+async def group_offset(settings: Settings, group_id: str, tp: TopicPartition) -> int:
+    """The offset ``group_id`` committed for ``tp`` (0 when none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return await committed_offset(admin, group_id, tp)
+    finally:
+        await admin.close()
 
 
 async def create_topics(settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -10,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,21 +159,6 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> N
         if time.monotonic() >= deadline:
             raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
-async def wait_until_async(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float, what: str
-) -> None:
-    """The asyncio twin of :func:`wait_until`."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        if await predicate():
-            return
-        if time.monotonic() >= deadline:
-            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.5)
 
 

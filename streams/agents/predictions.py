@@ -24,7 +24,6 @@ from core.kafka import admin_client, consumer
 from core.logging import get_logger
 from core.settings import Settings
 from schemas.catalog import (
-    DLQ_STREAMS,
     ENTRIES_PREDICTIONS,
     ENTRIES_REJECTED,
     FIXTURES_MATCHES,
@@ -37,13 +36,13 @@ from schemas.catalog import (
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
 from schemas.records import (
-    DeadLetter,
     EntryRejected,
     MatchUpdated,
     PredictionPlaced,
     ResultCorrected,
     ScoreAwarded,
 )
+from streams.dlq import dead_letter
 from streams.rulebook import RuleBook
 from streams.scoring import MatchState, Output, on_entry, on_match_update
 from streams.state import PartitionState, load_partition
@@ -114,7 +113,7 @@ class PredictionsWorker:
         try:
             record = self.decode(value or b"")
         except SchemaDecodeError as e:
-            await self._dead_letter(producer, tp, offset, key, value, e)
+            await dead_letter(producer, self.prefix, tp, offset, key, value, e)
             return
         state = await self.partition(tp.partition)
         now = datetime.now(UTC)
@@ -131,7 +130,7 @@ class PredictionsWorker:
             outputs = on_entry(match, state.index, record, offset, now)
         else:
             error = SchemaDecodeError(f"{record.schema_name} is not a value of {tp.topic}")
-            await self._dead_letter(producer, tp, offset, key, value, error)
+            await dead_letter(producer, self.prefix, tp, offset, key, value, error)
             return
         await self._send(producer, outputs)
         if len(outputs) > 1000:
@@ -168,35 +167,6 @@ class PredictionsWorker:
             key=match.match_id.encode(),
             value=json.dumps(match.to_json(), sort_keys=True).encode(),
             partition=partition,
-        )
-
-    async def _dead_letter(
-        self,
-        producer: AIOKafkaProducer,
-        tp: Any,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        error: Exception,
-    ) -> None:
-        letter = DeadLetter(
-            error_class=type(error).__name__,
-            error_message=str(error)[:1000],
-            source_topic=tp.topic,
-            source_partition=tp.partition,
-            source_offset=offset,
-            attempts=1,
-            failed_at=datetime.now(UTC),
-        )
-        await producer.send(
-            topic(DLQ_STREAMS, self.prefix), key=key, value=value, headers=letter.to_headers()
-        )
-        log.warning(
-            "predictions.dead_letter",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=offset,
-            error=letter.error_class,
         )
 
 

@@ -36,7 +36,7 @@ from streams.app import app_id
 from streams.rules.predictions import PredictionRules, Score, score_prediction
 from tests.bench.conftest import record
 from tests.builders import a_match
-from tests.e2e import create_topics
+from tests.e2e import create_topics, group_offset
 from tests.processes import Role
 from tests.support import eventually
 
@@ -117,16 +117,6 @@ async def entries_partition(settings: Settings) -> tuple[TopicPartition, int]:
         await reader.stop()
 
 
-async def committed(settings: Settings, group: str, tp: TopicPartition) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        found = (await admin.list_consumer_group_offsets(group, partitions=[tp])).get(tp)
-        return found.offset if found is not None else 0
-    finally:
-        await admin.close()
-
-
 async def aiokafka_lower_bound(
     settings: Settings, codec: AvroCodec, tp: TopicPartition, end: int
 ) -> float:
@@ -193,7 +183,7 @@ async def test_predictions_throughput_and_latency(
         role.start()
     ingest_started = time.perf_counter()
     await eventually(
-        lambda: _reached(committed(settings, app_id(settings), tp), end, roles),
+        lambda: _reached(group_offset(settings, app_id(settings), tp), end, roles),
         timeout=900,
         interval=1.0,
         what="the worker indexed every guess",

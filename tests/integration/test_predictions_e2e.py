@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from api.app import create_app
 from core.kafka import consumer, producer
@@ -25,7 +24,7 @@ from schemas.catalog import FIXTURES_MATCHES, spec, topic
 from streams.app import app_id
 from streams.rules.boards import rank_board
 from tests.builders import KICKOFF
-from tests.e2e import RoundScenario, a_round, create_topics, football_poller, play
+from tests.e2e import RoundScenario, a_round, create_topics, football_poller, group_offset, play
 from tests.oracle import differences, nonzero, postgres_boards, redis_boards, scores_topic
 from tests.processes import Role
 from tests.support import eventually
@@ -152,11 +151,4 @@ async def replay_last_match_update(settings: Settings) -> tuple[TopicPartition, 
 
 async def worker_passed(settings: Settings, position: tuple[TopicPartition, int]) -> bool:
     tp, offset = position
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(app_id(settings), partitions=[tp])
-    finally:
-        await admin.close()
-    found = committed.get(tp)
-    return found is not None and found.offset > offset
+    return await group_offset(settings, app_id(settings), tp) > offset
