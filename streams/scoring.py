@@ -202,7 +202,8 @@ def on_match_update(
         outputs += _rejections(index.rejected(state.match_id, state.kickoff_at), now)
     for indexed in index.effective(state.match_id, state.kickoff_at):
         outputs += _award(state, indexed.entry, state.scored, result, now)
-    return replace(state, scored=result, scored_through=index.next_offset), outputs
+    scored_through = max(state.scored_through, index.next_offset)
+    return replace(state, scored=result, scored_through=scored_through), outputs
 
 
 def on_entry(
@@ -211,12 +212,29 @@ def on_entry(
     entry: PredictionPlaced,
     offset: int,
     now: datetime,
-) -> list[Output]:
-    """Index an entry; score or reject it at once if its match was already scored."""
+) -> tuple[MatchState | None, list[Output]]:
+    """Index an entry; score or reject it at once if its match was already scored.
+
+    An entry handled on arrival moves the match's ``scored_through`` past it (the new
+    state is returned, to be saved with the outputs), so an entry replayed after an
+    operator rewound the group is recognised as handled and emits nothing twice.
+    """
     if not index.add(entry, offset):
-        return []  # a redelivery: the entry_id counted already
+        return state, []  # a redelivery: the entry_id counted already
     if state is None or state.scored is None or offset < state.scored_through:
-        return []  # scored (or rejected) with its match
+        return state, []  # scored (or rejected) with its match
+    outputs = _on_late_entry(state, index, entry, offset, now)
+    if outputs:
+        state = replace(state, scored_through=offset + 1)
+    return state, outputs
+
+
+def _on_late_entry(
+    state: MatchState, index: EntryIndex, entry: PredictionPlaced, offset: int, now: datetime
+) -> list[Output]:
+    scored = state.scored
+    if scored is None:
+        return []
     reason = check_entry(entry, state.kickoff_at)
     if reason is not None:
         return _rejections([(IndexedEntry(entry, offset), reason)], now)
@@ -227,7 +245,6 @@ def on_entry(
     previous = index.effective_for(
         entry.match_id, entry.member_id, state.kickoff_at, before_offset=offset
     )
-    scored = state.scored
     new = score_prediction(guess_of(entry), scored.score, scored.rules)
     outputs: list[Output] = [_score_awarded(state, entry, scored, None, new, now, None)]
     if previous is not None:

@@ -1,10 +1,11 @@
 """Partition state of the predictions worker, rebuilt from Kafka when a partition arrives.
 
 The entry index has no changelog: ``entries.predictions`` is its changelog. A worker that
-gets partition ``p`` reads ``entries.predictions[p]`` from the start up to the offset its
-group committed (what the last committed transaction had processed) and
-``streams.predictions.match-state[p]`` to its end, read_committed. Events after the
-committed offset arrive through the agent as usual.
+gets partition ``p`` reads ``streams.predictions.match-state[p]`` to its end, then
+``entries.predictions[p]`` from the start up to the offset its group committed (what the
+last committed transaction had processed) or, after an operator rewound the group, up to
+the furthest entry a match state says was scored (so replayed entries are redeliveries),
+read_committed. Events after that arrive through the agent as usual.
 """
 
 from __future__ import annotations
@@ -75,16 +76,6 @@ async def load_partition(
     """Rebuild partition ``partition``: the entries index and the match states."""
     started = time.perf_counter()
     state = PartitionState(partition)
-    entries_tp = TopicPartition(entries_topic, partition)
-    until = await committed_offset(admin, group_id, entries_tp)
-    async for offset, _key, value in read_partition(consumer, entries_tp, until):
-        try:
-            entry = decode(value or b"")
-        except SchemaDecodeError:
-            continue  # dead-lettered when it was first processed
-        if isinstance(entry, PredictionPlaced):
-            state.index.add(entry, offset)
-    state.index.next_offset = max(state.index.next_offset, until)
     async for _offset, key, value in read_partition(
         consumer, TopicPartition(state_topic, partition), None
     ):
@@ -95,11 +86,26 @@ async def load_partition(
         else:
             match = MatchState.from_json(json.loads(value))
             state.matches[match.match_id] = match
+    entries_tp = TopicPartition(entries_topic, partition)
+    committed = await committed_offset(admin, group_id, entries_tp)
+    # After an operator rewound the group, the match states remember entries beyond the
+    # committed offset: index those too, so replayed entries count as redeliveries and a
+    # result scored again sees every entry it was scored with before.
+    until = max([committed, *(m.scored_through for m in state.matches.values())])
+    async for offset, _key, value in read_partition(consumer, entries_tp, until):
+        try:
+            entry = decode(value or b"")
+        except SchemaDecodeError:
+            continue  # dead-lettered when it was first processed
+        if isinstance(entry, PredictionPlaced):
+            state.index.add(entry, offset)
+    state.index.next_offset = max(state.index.next_offset, until)
     log.info(
         "state.loaded",
         partition=partition,
         entries=len(state.index.seen),
         entries_until=until,
+        committed=committed,
         matches=len(state.matches),
         seconds=round(time.perf_counter() - started, 3),
     )

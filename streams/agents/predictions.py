@@ -127,7 +127,10 @@ class PredictionsWorker:
                 await self._save_match(producer, tp.partition, after)
         elif isinstance(record, PredictionPlaced) and tp.topic == self.entries_topic:
             match = state.matches.get(record.match_id)
-            outputs = on_entry(match, state.index, record, offset, now)
+            after_entry, outputs = on_entry(match, state.index, record, offset, now)
+            if after_entry is not None and after_entry != match:
+                state.matches[after_entry.match_id] = after_entry
+                await self._save_match(producer, tp.partition, after_entry)
         else:
             error = SchemaDecodeError(f"{record.schema_name} is not a value of {tp.topic}")
             await dead_letter(producer, self.prefix, tp, offset, key, value, error)

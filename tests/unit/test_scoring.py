@@ -76,17 +76,26 @@ def scenarios(draw: st.DrawFn) -> tuple[list[MatchUpdated], list[PredictionPlace
     return updates, entries, draw(st.integers(0, 2**32 - 1))
 
 
-def replay(updates: list[MatchUpdated], entries: list[PredictionPlaced], seed: int) -> list[Output]:
-    """Process both topics with random interleavings, commits and crashes."""
+def replay(
+    updates: list[MatchUpdated], entries: list[PredictionPlaced], seed: int, rewinds: bool = False
+) -> list[Output]:
+    """Process both topics with random interleavings, commits and crashes.
+
+    With ``rewinds``, a crash may also be an operator rewinding the group's offsets (each
+    topic to an earlier point of its own) while the match-state changelog stays as it is.
+    """
     rng = random.Random(seed)
     committed: list[Output] = []
     committed_states: dict[str, MatchState] = {}
     committed_offsets = [0, 0]  # matches, entries
     while True:
+        # As streams.state.load_partition: index up to the committed offset, or further
+        # when a match state says entries beyond it were scored (after a rewind).
+        until = max([committed_offsets[1], *(m.scored_through for m in committed_states.values())])
         index = EntryIndex()
-        for offset, entry in enumerate(entries[: committed_offsets[1]]):
+        for offset, entry in enumerate(entries[:until]):
             index.add(entry, offset)
-        index.next_offset = committed_offsets[1]
+        index.next_offset = until
         states = deepcopy(committed_states)
         offsets = list(committed_offsets)
         pending: list[Output] = []
@@ -101,7 +110,9 @@ def replay(updates: list[MatchUpdated], entries: list[PredictionPlaced], seed: i
                 states[update.match_id] = state
             else:
                 entry = entries[offsets[1]]
-                out = on_entry(states.get(entry.match_id), index, entry, offsets[1], KICKOFF)
+                after, out = on_entry(states.get(entry.match_id), index, entry, offsets[1], KICKOFF)
+                if after is not None:
+                    states[entry.match_id] = after
             pending += out
             offsets[topic] += 1
             roll = rng.random()
@@ -112,6 +123,8 @@ def replay(updates: list[MatchUpdated], entries: list[PredictionPlaced], seed: i
                 committed_offsets = list(offsets)
             elif roll < 0.25:  # kill -9: lose everything since the last commit
                 crashed = True
+                if rewinds and rng.random() < 0.5:  # and the operator rewinds the group
+                    committed_offsets = [rng.randint(0, n) for n in committed_offsets]
                 break
         if not crashed:
             return committed + pending
@@ -145,7 +158,23 @@ def test_committed_awards_equal_the_oracle_under_crashes_and_interleavings(
     scenario: tuple[list[MatchUpdated], list[PredictionPlaced], int],
 ) -> None:
     updates, entries, seed = scenario
-    outputs = replay(updates, entries, seed)
+    outputs = replay(updates, entries, seed, rewinds=False)
+    assert_equals_oracle(outputs, updates, entries)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_a_rewound_group_emits_nothing_twice(
+    scenario: tuple[list[MatchUpdated], list[PredictionPlaced], int],
+) -> None:
+    updates, entries, seed = scenario
+    outputs = replay(updates, entries, seed, rewinds=True)
+    assert_equals_oracle(outputs, updates, entries)
+
+
+def assert_equals_oracle(
+    outputs: list[Output], updates: list[MatchUpdated], entries: list[PredictionPlaced]
+) -> None:
     keys = Counter(o.idempotency_key for o in outputs if isinstance(o, ScoreAwarded))
     assert [k for k, n in keys.items() if n > 1] == []
     expected = oracle_totals(entries, latest_results(updates), RULES)
@@ -169,7 +198,7 @@ def test_a_duplicate_result_changes_nothing() -> None:
         away_goals=1,
         placed_at=KICKOFF - timedelta(hours=1),
     )
-    on_entry(None, index, entry, 0, KICKOFF)
+    assert on_entry(None, index, entry, 0, KICKOFF) == (None, [])
     final = a_update("x", MatchStatus.FINISHED, 2, 1, 1, 2)
     state, first = on_match_update(None, final, index, RULES, KICKOFF)
     assert [o.points_delta for o in first if isinstance(o, ScoreAwarded)] == [Decimal("6.00")]
