@@ -9,6 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer.fetcher import Fetcher as _Fetcher
 from aiokafka.consumer.fetcher import PartitionRecords as _PartitionRecords
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from core.settings import Settings
 from core.stack import resolve_urls
@@ -134,3 +136,62 @@ def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaCons
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+class BatchSender:
+    """Many records to a producer as whole record batches, partitioned like ``send``.
+
+    ``AIOKafkaProducer.send`` costs about 9 us a record; appending to a ``BatchBuilder``
+    and handing the full batch over with ``send_batch`` costs about 1 us. Records go to
+    the partition the default partitioner would choose for their key (murmur2, as the
+    Java client), so consumers see the same placement as with ``send``. Inside a
+    transaction the batches join it like any send.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self._builders: dict[tuple[str, int], Any] = {}
+        self._partitions: dict[str, int] = {}
+        self._placement: dict[bytes, int] = {}
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def _count(self, topic: str) -> int:
+        count = self._partitions.get(topic)
+        if count is None:
+            await self._producer.client._wait_on_metadata(topic)
+            found = self._producer.client.cluster.partitions_for_topic(topic)
+            if not found:
+                raise KafkaError(f"no partitions known for {topic}")
+            count = self._partitions[topic] = len(found)
+        return count
+
+    async def add(self, topic: str, key: bytes, value: bytes | None) -> None:
+        slot = self._placement.get(key)
+        count = await self._count(topic)
+        if slot is None:
+            slot = murmur2(key) & 0x7FFFFFFF
+            if len(self._placement) > 500_000:
+                self._placement.clear()
+            self._placement[key] = slot
+        where = (topic, slot % count)
+        builder = self._builders.get(where)
+        if builder is None:
+            builder = self._builders[where] = self._producer.create_batch()
+        if builder.append(key=key, value=value, timestamp=None) is None:  # full
+            await self._ship(where)
+            builder = self._builders[where] = self._producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                raise KafkaError(f"a record of {len(value or b'')} bytes fits no batch")
+
+    async def _ship(self, where: tuple[str, int]) -> None:
+        builder = self._builders.pop(where)
+        if builder.record_count():
+            topic, partition = where
+            self.futures.append(
+                await self._producer.send_batch(builder, topic, partition=partition)
+            )
+
+    async def flush(self) -> None:
+        """Hand every partly filled batch to the producer (it sends them at once)."""
+        for where in list(self._builders):
+            await self._ship(where)

@@ -18,22 +18,24 @@ no changelog: ``scores`` up to the committed offset is the changelog, folded aga
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from core.exceptions import SchemaDecodeError
-from core.kafka import admin_client, consumer, producer
+from core.kafka import BatchSender, admin_client, consumer, producer
 from core.logging import get_logger
 from core.settings import Settings
 from schemas.catalog import LEADERBOARD_UPDATES, SCORES, spec, topic
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
+from schemas.fast_encode import RecordEncoder
 from schemas.records import LeaderboardEntryChanged, ScoreAwarded, Tiebreaker
 from streams.dlq import dead_letter
 from streams.rules.boards import EXACT_SCORES
@@ -76,24 +78,32 @@ class BoardTotals:
         return changed
 
 
-def updates_for(
+def update_fields(
     totals: BoardTotals, changed: Iterable[tuple[str, str]], now: datetime
-) -> list[LeaderboardEntryChanged]:
-    """One absolute update per changed (board, member), in first-changed order."""
-    out = []
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(board_id, LeaderboardEntryChanged field values) per changed (board, member).
+
+    One absolute update per line, in first-changed order. Field values in schema order, for
+    ``RecordEncoder.encode_fields``: the hot path never builds the record objects.
+    """
+    tiebreakers: dict[int, tuple[Tiebreaker, ...]] = {}
     for board_id, member_id in dict.fromkeys(changed):
         standing = totals.standings[(board_id, member_id)]
-        out.append(
-            LeaderboardEntryChanged(
-                board_id=board_id,
-                member_id=member_id,
-                total=standing.total,
-                tiebreakers=(Tiebreaker(name=EXACT_SCORES, value=Decimal(standing.exact_count)),),
-                version=standing.version,
-                updated_at=now,
-            )
-        )
-    return out
+        exact = standing.exact_count
+        declared = tiebreakers.get(exact)
+        if declared is None:
+            declared = (Tiebreaker(name=EXACT_SCORES, value=Decimal(exact)),)
+            tiebreakers[exact] = declared
+        fields = (board_id, member_id, standing.total, declared, None, standing.version, now)
+        yield board_id, fields
+
+
+def line_encoder(codec: AvroCodec) -> RecordEncoder:
+    """The fast LeaderboardEntryChanged encoder (one record per changed line)."""
+    sample = LeaderboardEntryChanged(
+        board_id="", member_id="", total=Decimal("0.00"), version=0, updated_at=datetime.now(UTC)
+    )
+    return RecordEncoder(codec, "LeaderboardEntryChanged", LEADERBOARD_UPDATES, sample)
 
 
 class BoardsProcessor:
@@ -111,6 +121,7 @@ class BoardsProcessor:
         suffix = "-".join(str(p) for p in self.partitions)
         self.transactional_id = f"{self.group_id}-{suffix}"
         self.totals = BoardTotals()
+        self._encoder = line_encoder(self.codec)
 
     async def run(self, stop: asyncio.Event) -> None:
         out = producer(self.settings, transactional_id=self.transactional_id, linger_ms=20)
@@ -197,12 +208,11 @@ class BoardsProcessor:
                         else:
                             changed += self.totals.apply(award)
                     offsets[tp] = records[-1].offset + 1
-                for update in updates_for(self.totals, changed, now):
-                    await out.send(
-                        updates_topic,
-                        key=update.board_id.encode(),
-                        value=self.codec.encode(update, LEADERBOARD_UPDATES),
-                    )
+                batches = BatchSender(out)
+                for board_id, fields in update_fields(self.totals, changed, now):
+                    value = self._encoder.encode_fields(fields)
+                    await batches.add(updates_topic, board_id.encode(), value)
+                await batches.flush()
                 await out.send_offsets_to_transaction(offsets, self.group_id)
             log.debug(
                 "boards.committed", awards=sum(map(len, batch.values())), updates=len(changed)

@@ -21,6 +21,7 @@ result version, whatever order the two topics interleave in.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -68,6 +69,10 @@ class EntryIndex:
     by_match: defaultdict[str, defaultdict[str, list[IndexedEntry]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
+    #: The units of the scoring under way (see ``_units``), computed once per scoring.
+    units: dict[tuple[str, int, datetime, bool], list[tuple[IndexedEntry, str | None]]] = field(
+        default_factory=dict
+    )
 
     def add(self, entry: PredictionPlaced, offset: int) -> bool:
         """Index an entry read at ``offset``; False for a redelivered entry_id."""
@@ -93,20 +98,52 @@ class EntryIndex:
                 best = indexed
         return best
 
-    def effective(self, match_id: str, kickoff_at: datetime) -> list[IndexedEntry]:
-        members = sorted(self.by_match[match_id]) if match_id in self.by_match else []
-        found = (self.effective_for(match_id, member, kickoff_at) for member in members)
-        return [indexed for indexed in found if indexed is not None]
+    def effective(
+        self, match_id: str, kickoff_at: datetime, before_offset: int | None = None
+    ) -> list[IndexedEntry]:
+        """Each member's guess that counts, by member id (entries before ``before_offset``)."""
+        members = self.by_match.get(match_id)
+        if members is None:
+            return []
+        out: list[IndexedEntry] = []
+        for member in sorted(members):
+            entries = members[member]
+            if len(entries) == 1:  # the common case, without the general search
+                only = entries[0]
+                if (before_offset is None or only.offset < before_offset) and check_entry(
+                    only.entry, kickoff_at
+                ) is None:
+                    out.append(only)
+                continue
+            best = self.effective_for(match_id, member, kickoff_at, before_offset)
+            if best is not None:
+                out.append(best)
+        return out
 
-    def rejected(self, match_id: str, kickoff_at: datetime) -> list[tuple[IndexedEntry, str]]:
+    def rejected(
+        self, match_id: str, kickoff_at: datetime, before_offset: int | None = None
+    ) -> list[tuple[IndexedEntry, str]]:
         out: list[tuple[IndexedEntry, str]] = []
-        members = sorted(self.by_match[match_id]) if match_id in self.by_match else []
-        for member in members:
-            for indexed in self.by_match[match_id][member]:
+        members = self.by_match.get(match_id)
+        for member in sorted(members) if members is not None else []:
+            for indexed in members[member]:  # type: ignore[index]
+                if before_offset is not None and indexed.offset >= before_offset:
+                    continue
                 reason = check_entry(indexed.entry, kickoff_at)
                 if reason is not None:
                     out.append((indexed, reason))
         return out
+
+    def entries_from(self, match_id: str, offset: int) -> list[IndexedEntry]:
+        """The match's entries read at or after ``offset``, in offset order."""
+        members = self.by_match.get(match_id)
+        found = [
+            indexed
+            for entries in (members.values() if members is not None else ())
+            for indexed in entries
+            if indexed.offset >= offset
+        ]
+        return sorted(found, key=lambda indexed: indexed.offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +153,55 @@ class ScoredResult:
     result_version: int
     score: Score
     rules: PredictionRules
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result_version": self.result_version,
+            "home": self.score.home,
+            "away": self.score.away,
+            "ruleset_id": self.rules.ruleset_id,
+            "rule_version": self.rules.version,
+            "params": self.rules.to_params(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ScoredResult:
+        rules = PredictionRules.from_params(raw["ruleset_id"], raw["rule_version"], raw["params"])
+        return cls(raw["result_version"], Score(raw["home"], raw["away"]), rules)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringProgress:
+    """A scoring under way, committed chunk by chunk.
+
+    Its units are, in a fixed order, the rejections (first scoring only) and then each
+    member's effective entry, among the entries read before ``through``; ``done`` of
+    them have gone out in committed transactions. A worker that crashes resumes at
+    ``done`` when the result's event is delivered again, so no unit goes out twice.
+    """
+
+    result: ScoredResult
+    previous: ScoredResult | None
+    through: int
+    done: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result": self.result.to_json(),
+            "previous": None if self.previous is None else self.previous.to_json(),
+            "through": self.through,
+            "done": self.done,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ScoringProgress:
+        previous = raw["previous"]
+        return cls(
+            ScoredResult.from_json(raw["result"]),
+            None if previous is None else ScoredResult.from_json(previous),
+            raw["through"],
+            raw["done"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,46 +213,32 @@ class MatchState:
     provider_version: int
     scored: ScoredResult | None = None
     scored_through: int = 0
+    scoring: ScoringProgress | None = None
 
     def to_json(self) -> dict[str, Any]:
-        scored = None
-        if self.scored is not None:
-            rules = self.scored.rules
-            scored = {
-                "result_version": self.scored.result_version,
-                "home": self.scored.score.home,
-                "away": self.scored.score.away,
-                "ruleset_id": rules.ruleset_id,
-                "rule_version": rules.version,
-                "params": rules.to_params(),
-            }
         return {
             "match_id": self.match_id,
             "tournament_id": self.tournament_id,
             "kickoff_at_ms": int(self.kickoff_at.timestamp() * 1000),
             "status": self.status,
             "provider_version": self.provider_version,
-            "scored": scored,
+            "scored": None if self.scored is None else self.scored.to_json(),
             "scored_through": self.scored_through,
+            "scoring": None if self.scoring is None else self.scoring.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MatchState:
-        raw = data.get("scored")
-        scored = None
-        if raw is not None:
-            rules = PredictionRules.from_params(
-                raw["ruleset_id"], raw["rule_version"], raw["params"]
-            )
-            scored = ScoredResult(raw["result_version"], Score(raw["home"], raw["away"]), rules)
+        scored, scoring = data.get("scored"), data.get("scoring")
         return cls(
             match_id=data["match_id"],
             tournament_id=data["tournament_id"],
             kickoff_at=datetime.fromtimestamp(data["kickoff_at_ms"] / 1000, tz=UTC),
             status=data["status"],
             provider_version=data["provider_version"],
-            scored=scored,
+            scored=None if scored is None else ScoredResult.from_json(scored),
             scored_through=data["scored_through"],
+            scoring=None if scoring is None else ScoringProgress.from_json(scoring),
         )
 
 
@@ -176,8 +248,17 @@ def on_match_update(
     index: EntryIndex,
     rules: PredictionRules,
     now: datetime,
+    *,
+    chunk: int | None = None,
 ) -> tuple[MatchState, list[Output]]:
-    """Apply a MatchUpdated; score the match when a new final result arrives."""
+    """Apply a MatchUpdated; score the match when a new final result arrives.
+
+    With ``chunk``, at most that many units (entries scored or rejected) go out per call:
+    while ``state.scoring`` is set the scoring is under way, and the caller commits the
+    outputs with the state and calls again with the same update until it is done. A
+    result's event delivered again after a crash resumes where the committed state
+    stopped.
+    """
     if state is None:
         state = MatchState(
             update.match_id,
@@ -193,17 +274,130 @@ def on_match_update(
             status=str(update.status),
             provider_version=update.provider_version,
         )
-    scored_version = state.scored.result_version if state.scored else 0
-    if update.status != MatchStatus.FINISHED or update.result_version <= scored_version:
-        return state, []  # not a result, or one already scored (a duplicate or replay)
-    result = ScoredResult(update.result_version, Score(update.home_score, update.away_score), rules)
+    progress = state.scoring
+    if progress is None:
+        scored_version = state.scored.result_version if state.scored else 0
+        if update.status != MatchStatus.FINISHED or update.result_version <= scored_version:
+            return state, []  # not a result, or one already scored (a duplicate or replay)
+        result = ScoredResult(
+            update.result_version, Score(update.home_score, update.away_score), rules
+        )
+        progress = ScoringProgress(result, state.scored, index.next_offset)
+    elif update.result_version != progress.result.result_version:
+        return state, []  # the scoring under way resumes when its own result comes again
+    return _score_units(state, progress, index, now, chunk)
+
+
+def entries_covered(matches: Iterable[MatchState]) -> int:
+    """The furthest entries offset the match states say was scored, or is being scored.
+
+    After an operator rewinds the group, the index must hold the entries up to here
+    before anything is processed again (``streams.state.load_partition``).
+    """
+    return max(
+        (max(m.scored_through, m.scoring.through if m.scoring is not None else 0) for m in matches),
+        default=0,
+    )
+
+
+def scoring_under_way(state: MatchState, update: MatchUpdated) -> bool:
+    """Whether ``update`` started (or resumed) a scoring that has chunks left."""
+    progress = state.scoring
+    return progress is not None and progress.result.result_version == update.result_version
+
+
+def _score_units(
+    state: MatchState,
+    progress: ScoringProgress,
+    index: EntryIndex,
+    now: datetime,
+    chunk: int | None,
+) -> tuple[MatchState, list[Output]]:
+    units = _units(index, state, progress)
+    end = len(units) if chunk is None else min(len(units), progress.done + chunk)
+    scorer = _Scorer(state, progress, now)
     outputs: list[Output] = []
-    if state.scored is None:
-        outputs += _rejections(index.rejected(state.match_id, state.kickoff_at), now)
-    for indexed in index.effective(state.match_id, state.kickoff_at):
-        outputs += _award(state, indexed.entry, state.scored, result, now)
-    scored_through = max(state.scored_through, index.next_offset)
-    return replace(state, scored=result, scored_through=scored_through), outputs
+    for indexed, reason in units[progress.done : end]:
+        if reason is None:
+            outputs += scorer.award(indexed.entry)
+        else:
+            outputs += _rejections([(indexed, reason)], now)
+    if end < len(units):
+        return replace(state, scoring=replace(progress, done=end)), outputs
+    index.units.clear()
+    state = replace(
+        state,
+        scored=progress.result,
+        scored_through=max(state.scored_through, progress.through),
+        scoring=None,
+    )
+    # Entries read after the scoring began (delivered again before a resumed scoring's
+    # event): each as it would have been on arrival, in offset order.
+    for indexed in index.entries_from(state.match_id, state.scored_through):
+        late = _on_late_entry(state, index, indexed.entry, indexed.offset, now)
+        if late:
+            state = replace(state, scored_through=indexed.offset + 1)
+            outputs += late
+    return state, outputs
+
+
+def _units(
+    index: EntryIndex, state: MatchState, progress: ScoringProgress
+) -> list[tuple[IndexedEntry, str | None]]:
+    """The scoring's units in their fixed order (computed once per scoring)."""
+    key = (state.match_id, progress.through, state.kickoff_at, progress.previous is None)
+    units = index.units.get(key)
+    if units is None:
+        units = []
+        if progress.previous is None:
+            units += index.rejected(state.match_id, state.kickoff_at, progress.through)
+        units += [
+            (indexed, None)
+            for indexed in index.effective(state.match_id, state.kickoff_at, progress.through)
+        ]
+        index.units = {key: units}
+    return units
+
+
+class _Scorer:
+    """Awards of one scoring, with what repeats across entries computed once."""
+
+    def __init__(self, state: MatchState, progress: ScoringProgress, now: datetime) -> None:
+        self.state, self.progress, self.now = state, progress, now
+        self._awards: dict[tuple[ScoredResult, int, int], Award] = {}
+        self._boards: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def _award_of(self, result: ScoredResult, entry: PredictionPlaced) -> Award:
+        key = (result, entry.home_goals, entry.away_goals)
+        award = self._awards.get(key)
+        if award is None:
+            award = self._awards[key] = score_prediction(
+                guess_of(entry), result.score, result.rules
+            )
+        return award
+
+    def award(self, entry: PredictionPlaced) -> list[Output]:
+        result, previous = self.progress.result, self.progress.previous
+        new = self._award_of(result, entry)
+        boards = self._boards.get(entry.league_ids)
+        if boards is None:
+            boards = self._boards[entry.league_ids] = board_ids(entry, self.state.tournament_id)
+        if previous is None:
+            return [_score_awarded(self.state, entry, result, None, new, self.now, None, boards)]
+        old = self._award_of(previous, entry)
+        if old == new:
+            return []
+        award = _score_awarded(self.state, entry, result, old, new, self.now, "correction", boards)
+        notice = ResultCorrected(
+            member_id=entry.member_id,
+            subject=f"match:{self.state.match_id}",
+            old_result=str(previous.score),
+            new_result=str(result.score),
+            delta=award.points_delta,
+            version=result.result_version,
+            corrected_at=self.now,
+        )
+        return [award, notice]
 
 
 def on_entry(
@@ -221,7 +415,9 @@ def on_entry(
     """
     if not index.add(entry, offset):
         return state, []  # a redelivery: the entry_id counted already
-    if state is None or state.scored is None or offset < state.scored_through:
+    if state is None or state.scored is None or state.scoring is not None:
+        return state, []  # not scored yet, or a scoring under way will take it
+    if offset < state.scored_through:
         return state, []  # scored (or rejected) with its match
     outputs = _on_late_entry(state, index, entry, offset, now)
     if outputs:
@@ -238,7 +434,9 @@ def _on_late_entry(
     reason = check_entry(entry, state.kickoff_at)
     if reason is not None:
         return _rejections([(IndexedEntry(entry, offset), reason)], now)
-    current = index.effective_for(entry.match_id, entry.member_id, state.kickoff_at)
+    current = index.effective_for(
+        entry.match_id, entry.member_id, state.kickoff_at, before_offset=offset + 1
+    )
     if current is None or current.entry.entry_id != entry.entry_id:
         return []  # an earlier-placed guess than the one that counts: superseded at once
     # The guess that counted before this one: among the entries read before it.
@@ -256,32 +454,6 @@ def _on_late_entry(
     return outputs
 
 
-def _award(
-    state: MatchState,
-    entry: PredictionPlaced,
-    old_result: ScoredResult | None,
-    result: ScoredResult,
-    now: datetime,
-) -> list[Output]:
-    new = score_prediction(guess_of(entry), result.score, result.rules)
-    if old_result is None:
-        return [_score_awarded(state, entry, result, None, new, now, None)]
-    old = score_prediction(guess_of(entry), old_result.score, old_result.rules)
-    if old == new:
-        return []
-    award = _score_awarded(state, entry, result, old, new, now, "correction")
-    notice = ResultCorrected(
-        member_id=entry.member_id,
-        subject=f"match:{state.match_id}",
-        old_result=str(old_result.score),
-        new_result=str(result.score),
-        delta=award.points_delta,
-        version=result.result_version,
-        corrected_at=now,
-    )
-    return [award, notice]
-
-
 def _score_awarded(
     state: MatchState,
     entry: PredictionPlaced,
@@ -290,12 +462,13 @@ def _score_awarded(
     new: Award,
     now: datetime,
     reason: str | None,
+    boards: tuple[str, ...] | None = None,
 ) -> ScoreAwarded:
     old_points = old.points if old else Decimal(0)
     old_exact = int(old.exact) if old else 0
     return ScoreAwarded(
         member_id=entry.member_id,
-        board_ids=board_ids(entry, state.tournament_id),
+        board_ids=boards if boards is not None else board_ids(entry, state.tournament_id),
         points_delta=new.points - old_points,
         exact_delta=int(new.exact) - old_exact,
         reason=reason or new.reason,

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from core.exceptions import SchemaDecodeError
 from core.logging import get_logger
 from schemas.records import AvroRecord, PredictionPlaced
-from streams.scoring import EntryIndex, MatchState
+from streams.scoring import EntryIndex, MatchState, entries_covered
 
 log = get_logger("streams.state")
 
@@ -91,7 +91,7 @@ async def load_partition(
     # After an operator rewound the group, the match states remember entries beyond the
     # committed offset: index those too, so replayed entries count as redeliveries and a
     # result scored again sees every entry it was scored with before.
-    until = max([committed, *(m.scored_through for m in state.matches.values())])
+    until = max(committed, entries_covered(state.matches.values()))
     async for offset, _key, value in read_partition(consumer, entries_tp, until):
         try:
             entry = decode(value or b"")

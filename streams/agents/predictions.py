@@ -14,13 +14,14 @@ import asyncio
 import json
 import os
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, NoReturn, cast
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from core.exceptions import SchemaDecodeError
-from core.kafka import admin_client, consumer
+from core.kafka import BatchSender, admin_client, consumer
 from core.logging import get_logger
 from core.settings import Settings
 from schemas.catalog import (
@@ -35,6 +36,7 @@ from schemas.catalog import (
 )
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
+from schemas.fast_encode import RecordEncoder
 from schemas.records import (
     EntryRejected,
     MatchUpdated,
@@ -44,13 +46,15 @@ from schemas.records import (
 )
 from streams.dlq import dead_letter
 from streams.rulebook import RuleBook
-from streams.scoring import MatchState, Output, on_entry, on_match_update
+from streams.scoring import MatchState, Output, on_entry, on_match_update, scoring_under_way
 from streams.state import PartitionState, load_partition
 from streams.transactions import SourcePartitionTransactionManager, source_partition
 
 log = get_logger("streams.predictions")
 
 RULES_READY_TIMEOUT_S = 30.0
+#: Entries scored per transaction when a result arrives (see ``on_match_update``).
+SCORING_CHUNK = 10_000
 #: Events taken from the stream at a time (Faust's per-event path costs ~1 ms each).
 BATCH_EVENTS = 5000
 BATCH_WITHIN_S = 0.05
@@ -70,6 +74,9 @@ class PredictionsWorker:
         self.state_topic = topic(PREDICTIONS_MATCH_STATE, self.prefix)
         self.rulebook = RuleBook()
         self.partitions: dict[int, PartitionState] = {}
+        #: Next offset to read of each source partition this worker processed.
+        self.positions: dict[TopicPartition, int] = {}
+        self._score_encoder = score_encoder(self.codec)
         self._loading: dict[int, asyncio.Lock] = {}
         self.stop = asyncio.Event()
 
@@ -106,6 +113,9 @@ class PredictionsWorker:
     def forget(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.partitions.pop(partition, None)
+        self.positions = {
+            tp: offset for tp, offset in self.positions.items() if tp.partition not in partitions
+        }
 
     # -- events ---------------------------------------------------------------------
     async def handle(self, tp: Any, offset: int, key: bytes | None, value: bytes | None) -> None:
@@ -121,7 +131,19 @@ class PredictionsWorker:
             await asyncio.wait_for(self.rulebook.ready.wait(), RULES_READY_TIMEOUT_S)
             before = state.matches.get(record.match_id)
             rules = self.rulebook.for_tournament(record.tournament_id)
-            after, outputs = on_match_update(before, record, state.index, rules, now)
+            after, outputs = on_match_update(
+                before, record, state.index, rules, now, chunk=SCORING_CHUNK
+            )
+            while scoring_under_way(after, record):
+                # A big scoring commits chunk by chunk, each with its progress, so boards
+                # fill in while it runs; this event's offset commits with the last chunk.
+                state.matches[after.match_id] = after
+                await self._send(producer, outputs)
+                await self._save_match(producer, tp.partition, after)
+                await self._commit_chunk(producer, tp, offset, after)
+                after, outputs = on_match_update(
+                    after, record, state.index, rules, now, chunk=SCORING_CHUNK
+                )
             if after != before:
                 state.matches[after.match_id] = after
                 await self._save_match(producer, tp.partition, after)
@@ -136,6 +158,7 @@ class PredictionsWorker:
             await dead_letter(producer, self.prefix, tp, offset, key, value, error)
             return
         await self._send(producer, outputs)
+        self.positions[TopicPartition(tp.topic, tp.partition)] = offset + 1
         if len(outputs) > 1000:
             log.info("predictions.batch", partition=tp.partition, offset=offset, out=len(outputs))
 
@@ -147,20 +170,50 @@ class PredictionsWorker:
         return producers[manager.transactional_id_for(tp)]
 
     async def _send(self, producer: AIOKafkaProducer, outputs: list[Output]) -> None:
+        if not outputs:
+            return
+        batches = BatchSender(producer)
+        scores = topic(SCORES, self.prefix)
         for output in outputs:
             if isinstance(output, ScoreAwarded):
-                name, key = SCORES, output.member_id
-            elif isinstance(output, EntryRejected):
+                await batches.add(
+                    scores, output.member_id.encode(), self._score_encoder.encode(output)
+                )
+                continue
+            if isinstance(output, EntryRejected):
                 name, key = ENTRIES_REJECTED, output.entry_id
             elif isinstance(output, ResultCorrected):
                 name, key = NOTIFICATIONS, output.member_id
             else:  # pragma: no cover - Output is a closed union
                 raise TypeError(type(output).__name__)
-            await producer.send(
-                topic(name, self.prefix),
-                key=key.encode(),
-                value=self.codec.encode(output, name),
+            await batches.add(
+                topic(name, self.prefix), key.encode(), self.codec.encode(output, name)
             )
+        await batches.flush()
+
+    async def _commit_chunk(
+        self, producer: AIOKafkaProducer, tp: Any, offset: int, match: MatchState
+    ) -> None:
+        """Commit the open transaction: a chunk, and the offsets of what came before it.
+
+        The event being processed stays uncommitted (its offset is the position), so a
+        crash delivers it again and the scoring resumes from the committed progress.
+        """
+        positions = {
+            source: position
+            for source, position in self.positions.items()
+            if source.partition == tp.partition
+        }
+        positions[TopicPartition(tp.topic, tp.partition)] = offset
+        await producer.send_offsets_to_transaction(positions, self.app.conf.id)
+        await producer.commit_transaction()
+        await producer.begin_transaction()
+        log.info(
+            "predictions.chunk_committed",
+            partition=tp.partition,
+            match_id=match.match_id,
+            done=match.scoring.done if match.scoring is not None else None,
+        )
 
     async def _save_match(
         self, producer: AIOKafkaProducer, partition: int, match: MatchState
@@ -255,3 +308,19 @@ def transaction_manager(app: faust.App) -> SourcePartitionTransactionManager:
     if not isinstance(manager, SourcePartitionTransactionManager):
         raise TypeError("the app must use streams.transactions.Transport (exactly_once)")
     return manager
+
+
+def score_encoder(codec: AvroCodec) -> RecordEncoder:
+    """The fast ScoreAwarded encoder (the worker writes one per scored entry)."""
+    sample = ScoreAwarded(
+        member_id="",
+        board_ids=(),
+        points_delta=Decimal("0.00"),
+        reason="",
+        source="",
+        rule_version=0,
+        result_version=0,
+        idempotency_key="",
+        awarded_at=datetime.now(UTC),
+    )
+    return RecordEncoder(codec, "ScoreAwarded", SCORES, sample)

@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 from schemas.records import EntryRejected, MatchStatus, MatchUpdated, PredictionPlaced, ScoreAwarded
 from streams.rules.boards import BoardLine
 from streams.rules.predictions import PredictionRules, latest_results, oracle_totals
-from streams.scoring import EntryIndex, MatchState, Output, on_entry, on_match_update
+from streams.scoring import (
+    EntryIndex,
+    MatchState,
+    Output,
+    entries_covered,
+    on_entry,
+    on_match_update,
+    scoring_under_way,
+)
 from tests.builders import a_match
 
 KICKOFF = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
@@ -91,7 +99,7 @@ def replay(
     while True:
         # As streams.state.load_partition: index up to the committed offset, or further
         # when a match state says entries beyond it were scored (after a rewind).
-        until = max([committed_offsets[1], *(m.scored_through for m in committed_states.values())])
+        until = max(committed_offsets[1], entries_covered(committed_states.values()))
         index = EntryIndex()
         for offset, entry in enumerate(entries[:until]):
             index.add(entry, offset)
@@ -104,10 +112,26 @@ def replay(
             topic = rng.choice([t for t in (0, 1) if offsets[t] < len((updates, entries)[t])])
             if topic == 0:
                 update = updates[offsets[0]]
+                chunk = rng.choice([None, 1, 2, 3])
                 state, out = on_match_update(
-                    states.get(update.match_id), update, index, RULES, KICKOFF
+                    states.get(update.match_id), update, index, RULES, KICKOFF, chunk=chunk
                 )
                 states[update.match_id] = state
+                while scoring_under_way(state, update):  # committed chunk by chunk
+                    pending += out
+                    if rng.random() < 0.2:  # kill -9 between two chunks
+                        crashed = True
+                        break
+                    committed += pending  # the chunk's outputs, its state, the offsets
+                    pending = []  # before the result's own (it is delivered again)
+                    committed_states = deepcopy(states)
+                    committed_offsets = list(offsets)
+                    state, out = on_match_update(state, update, index, RULES, KICKOFF, chunk=chunk)
+                    states[update.match_id] = state
+                if crashed:
+                    if rewinds and rng.random() < 0.5:
+                        committed_offsets = [rng.randint(0, n) for n in committed_offsets]
+                    break
             else:
                 entry = entries[offsets[1]]
                 after, out = on_entry(states.get(entry.match_id), index, entry, offsets[1], KICKOFF)
