@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(
         default="scoreline:", validation_alias=AliasChoices("SCORELINE_REDIS_PREFIX")
     )
+    #: Extra Avro writer schemas (``*.avsc``) the codec accepts: newer or older versions
+    #: of the shipped records, so values written with them decode (docs/operations-dlq.md).
+    writer_schemas_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("SCORELINE_WRITER_SCHEMAS_DIR")
+    )
 
     # -- the football provider and the season the pollers follow -----------------------
     provider_url: str = Field(
@@ -85,6 +90,21 @@ class Settings(BaseSettings):
     )
     round_interval_s: float = Field(
         default=60.0, validation_alias=AliasChoices("SCORELINE_ROUND_INTERVAL_S")
+    )
+
+    # -- the prediction-market provider the market poller follows (docs/providers.md) --
+    #: None: the football provider's URL (the replay provider serves both).
+    markets_provider_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MARKETS_PROVIDER_URL")
+    )
+    markets_interval_s: float = Field(
+        default=300.0, validation_alias=AliasChoices("SCORELINE_MARKETS_INTERVAL_S")
+    )
+    market_prices_interval_s: float = Field(
+        default=30.0, validation_alias=AliasChoices("SCORELINE_MARKET_PRICES_INTERVAL_S")
+    )
+    market_resolutions_interval_s: float = Field(
+        default=60.0, validation_alias=AliasChoices("SCORELINE_MARKET_RESOLUTIONS_INTERVAL_S")
     )
 
     # -- logging and the API -----------------------------------------------------------

@@ -43,6 +43,8 @@ PREDICTIONS_MATCH_STATE = "streams.predictions.match-state"
 DLQ_PRODUCERS = "dlq.producers"
 DLQ_STREAMS = "dlq.streams"
 DLQ_SINKS = "dlq.sinks"
+#: Which dead letters were replayed (``scoreline dlq replay``): key the letter id, compacted.
+DLQ_REPLAYED = "dlq.replayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +256,17 @@ CATALOG: tuple[TopicSpec, ...] = (
     _dlq("producers"),
     _dlq("streams"),
     _dlq("sinks"),
+    TopicSpec(
+        name=DLQ_REPLAYED,
+        key="letter id: <dlq topic>/<partition>/<offset>",
+        value_schemas=(),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+        description="The replay catalog: one JSON record per dead letter that `scoreline dlq "
+        "replay --execute` re-published (where to, when), written in the same transaction "
+        "as the re-published record, so a letter is replayed at most once",
+    ),
     TopicSpec(
         name=PREDICTIONS_MATCH_STATE,
         key="match_id",

@@ -10,16 +10,19 @@ A registry that is down raises ``TransientError``: those bytes are not poison.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 from fastavro import schemaless_reader, schemaless_writer
 
-from core.exceptions import PoisonRecordError, SchemaDecodeError
+from core.exceptions import ConfigurationError, PoisonRecordError, SchemaDecodeError
 from core.settings import Settings
 from schemas import catalog
+from schemas.compatibility import backward_incompatibilities
 from schemas.loader import (
     AvroSchema,
     fullname,
@@ -64,8 +67,10 @@ class _Writer:
 class AvroCodec:
     """Encode records for a catalog topic; decode bytes of either wire format to records.
 
-    ``writer_schemas`` adds older versions of the shipped schemas, so single-object values
-    written with them still decode (the registry plays that part in the Confluent format).
+    ``writer_schemas`` adds other versions of the shipped schemas (older ones, or newer ones
+    the shipped schema can read), so single-object values written with them still decode
+    (the registry plays that part in the Confluent format); ``from_settings`` loads them
+    from ``SCORELINE_WRITER_SCHEMAS_DIR`` (:func:`load_writer_schemas`).
     """
 
     def __init__(
@@ -104,7 +109,11 @@ class AvroCodec:
         """The codec the settings ask for: Confluent format when a registry URL is set."""
         url = settings.schema_registry_url
         registry = None if url is None else SchemaRegistryClient(url, client=http_client)
-        return cls(registry=registry, topic_prefix=settings.topic_prefix)
+        return cls(
+            registry=registry,
+            topic_prefix=settings.topic_prefix,
+            writer_schemas=load_writer_schemas(settings.writer_schemas_dir),
+        )
 
     def close(self) -> None:
         """Close the schema registry client, if any."""
@@ -228,3 +237,34 @@ class AvroCodec:
             return writer.local.record_type.from_avro(datum)
         except (KeyError, ValueError, TypeError, OverflowError) as e:
             raise SchemaDecodeError(f"{name} value is invalid: {type(e).__name__}: {e}") from e
+
+
+def load_writer_schemas(directory: Path | None) -> list[AvroSchema]:
+    """The ``*.avsc`` writer schemas in ``directory`` (none when it is None), checked.
+
+    Each must be a version of a record this version ships that the shipped schema can
+    read (Avro schema resolution: an older version, or a newer one whose added fields the
+    reader ignores). Anything else is a ConfigurationError naming the file, so a role
+    fails at start instead of dead-lettering what it was meant to read.
+    """
+    if directory is None:
+        return []
+    if not directory.is_dir():
+        raise ConfigurationError(f"SCORELINE_WRITER_SCHEMAS_DIR {directory} is not a directory")
+    shipped = {fullname(load_schema(name)): name for name in schema_names()}
+    schemas: list[AvroSchema] = []
+    for path in sorted(directory.glob("*.avsc")):
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            name = shipped.get(fullname(schema)) if isinstance(schema, dict) else None
+            if name is None:
+                raise ValueError("not a version of a record this version ships")
+            problems = backward_incompatibilities(load_schema(name), schema)
+        except Exception as e:  # unreadable file, bad JSON, fastavro's parse errors
+            raise ConfigurationError(f"writer schema {path}: {type(e).__name__}: {e}") from e
+        if problems:
+            raise ConfigurationError(
+                f"writer schema {path}: the shipped {name} cannot read it: {'; '.join(problems)}"
+            )
+        schemas.append(schema)
+    return schemas

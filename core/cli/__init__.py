@@ -7,7 +7,7 @@ import sys
 import typer
 from aiokafka.errors import KafkaConnectionError
 
-from core.cli import db, rebuild, roles, stack, topics
+from core.cli import db, dlq, rebuild, roles, stack, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
 from core.kafka import apply_broker_workarounds
@@ -26,6 +26,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
 app.add_typer(rebuild.app, name="rebuild")
+app.add_typer(dlq.app, name="dlq")
 roles.register(app)
 
 

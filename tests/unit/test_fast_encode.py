@@ -127,7 +127,8 @@ def test_cached_values_do_not_leak_between_records() -> None:
         awarded_at=NOW + timedelta(days=1),
     )
     assert SCORE_ENCODER.encode(second) == CODEC.encode(second, SCORES)
-    assert CODEC.decode(first).member_id == "a"
+    decoded = CODEC.decode(first)
+    assert isinstance(decoded, ScoreAwarded) and decoded.member_id == "a"
 
 
 def test_long_bytes_is_avro_zigzag() -> None:
