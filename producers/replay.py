@@ -31,6 +31,7 @@ from starlette.types import ASGIApp
 
 from core.logging import get_logger
 from producers.clock import Clock, SimClock
+from producers.market_season import MarketSeason
 from producers.season import MatchPlan, Season, default_season, event_at
 
 __all__ = [
@@ -123,8 +124,14 @@ def _error(code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=code)
 
 
-def create_replay_app(season: Season, clock: Clock, *, faults: Faults | None = None) -> FastAPI:
-    """The provider's HTTP API over ``season``, at the time ``clock`` says."""
+def create_replay_app(
+    season: Season,
+    clock: Clock,
+    *,
+    faults: Faults | None = None,
+    markets: MarketSeason | None = None,
+) -> FastAPI:
+    """The provider's HTTP API over ``season`` (and ``markets``), at the time ``clock`` says."""
     app = FastAPI(title="Scoreline replay provider", docs_url=None, redoc_url=None)
     log = get_logger("replay", tournament_id=season.tournament_id, season_id=season.season_id)
     injected = faults or Faults()
@@ -208,6 +215,10 @@ def create_replay_app(season: Season, clock: Clock, *, faults: Faults | None = N
     async def live(request: Request) -> Response:
         return respond(request, season.live(clock.now()), "live")
 
+    if markets is not None:
+        from producers.market_feed import mount_market_feeds  # it imports this module
+
+        mount_market_feeds(app, markets, clock, faults=injected)
     return app
 
 
@@ -335,6 +346,7 @@ def run_replay_provider(
     first_kickoff: datetime | None = None,
     season: Season | None = None,
     faults: Faults | None = None,
+    markets: MarketSeason | None = None,
 ) -> None:
     """Serve a season until interrupted (``scoreline provider``); blocks.
 
@@ -348,7 +360,7 @@ def run_replay_provider(
     if season is None:
         kickoff = first_kickoff or start + timedelta(minutes=5)
         season = default_season(seed, first_kickoff=kickoff)
-    app = create_replay_app(season, SimClock(start, speed), faults=faults)
+    app = create_replay_app(season, SimClock(start, speed), faults=faults, markets=markets)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off", ws="none"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +14,9 @@ from core.health import check_all
 from core.logging import get_logger
 from core.settings import Settings, get_settings
 from core.stack import resolve_urls
+
+if TYPE_CHECKING:
+    from producers.markets import MarketPoller
 
 log = get_logger("cli")
 
@@ -85,16 +89,22 @@ async def _sinks(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None
     return run
 
 
-def producers() -> None:
+def producers(
+    markets: bool = typer.Option(
+        False, "--markets", help="Also run the market poller (MARKETS_PROVIDER_URL)."
+    ),
+) -> None:
     """Run the football poller against PROVIDER_URL (the replay provider by default)."""
     from prometheus_client import start_http_server
 
     settings = get_settings()
     start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
-    asyncio.run(_run_until_signalled("producers", _poll(settings)))
+    asyncio.run(_run_until_signalled("producers", _poll(settings, markets=markets)))
 
 
-async def _poll(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+async def _poll(
+    settings: Settings, *, markets: bool = False
+) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def run(stop: asyncio.Event) -> None:
         import asyncpg
         import httpx
@@ -123,13 +133,35 @@ async def _poll(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]
                     live_interval_s=settings.live_interval_s,
                     round_interval_s=settings.round_interval_s,
                 )
-                await poller.run(stop)
+                runs = [poller.run(stop)]
+                if markets:
+                    runs.append(_market_poller(settings, client, out, codec, pool).run(stop))
+                await asyncio.gather(*runs)
         finally:
             await out.stop()
             await pool.close()
             codec.close()
 
     return run
+
+
+def _market_poller(
+    settings: Settings, client: Any, out: Any, codec: Any, pool: Any
+) -> MarketPoller:
+    """The market poller of ``scoreline producers --markets`` (docs/providers.md)."""
+    from producers.markets import MarketPoller
+
+    return MarketPoller(
+        client,
+        out,
+        codec,
+        pool,
+        base_url=settings.markets_provider_url or settings.provider_url,
+        prefix=settings.topic_prefix,
+        markets_interval_s=settings.markets_interval_s,
+        prices_interval_s=settings.market_prices_interval_s,
+        resolutions_interval_s=settings.market_resolutions_interval_s,
+    )
 
 
 async def _run_until_signalled(

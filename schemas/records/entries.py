@@ -36,6 +36,14 @@ class RejectionReason(StrEnum):
     DUPLICATE = "duplicate"
     MALFORMED = "malformed"
     OTHER = "other"
+    # Bets (streams.rules.markets); appended after OTHER so older symbols keep their index.
+    MARKET_EXPIRED = "market_expired"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    INVALID_ODDS = "invalid_odds"
+    INVALID_LEGS = "invalid_legs"
+    INVALID_SELECTION = "invalid_selection"
+    UNKNOWN_MARKET = "unknown_market"
+    PAYOUT_LIMIT = "payout_limit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

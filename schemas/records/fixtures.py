@@ -28,6 +28,13 @@ class ClassificationStatus(StrEnum):
     NC = "nc"
 
 
+class MarketKind(StrEnum):
+    """What a market is about: a binary "this/that" question, or a football match's 1X2."""
+
+    BINARY = "binary"
+    MATCH_1X2 = "match_1x2"
+
+
 class PlayerStatType(StrEnum):
     GOAL = "goal"
     ASSIST = "assist"
@@ -94,10 +101,11 @@ class RaceClassified(AvroRecord):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketOutcome(AvroRecord):
-    """An outcome of a prediction market and its price (0.0001 to 0.9999)."""
+    """An outcome of a market: its price (0.0001 to 0.9999) and, on match markets, its odds."""
 
     name: str
     price: Decimal
+    odds: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +122,9 @@ class MarketUpdated(AvroRecord):
     end_date: datetime | None = None
     version: int
     updated_at: datetime
+    kind: MarketKind = MarketKind.BINARY
+    slug: str | None = None
+    match_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +138,8 @@ class MarketResolved(AvroRecord):
     void: bool = False
     version: int
     resolved_at: datetime
+    kind: MarketKind = MarketKind.BINARY
+    match_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

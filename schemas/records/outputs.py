@@ -43,7 +43,12 @@ class ScoreAwarded(AvroRecord):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BetSettled(AvroRecord):
-    """A bet's settlement; a resettlement is a higher version (``settlements``)."""
+    """A bet's settlement; a resettlement is a higher version (``settlements``).
+
+    ``previous_payout`` is the payout of the version this one replaces (None on a first
+    settlement), so a consumer applies ``payout - previous_payout`` without state;
+    ``board_ids`` are the PnL boards that change counts on (``streams.rules.markets``).
+    """
 
     schema_name: ClassVar[str] = "BetSettled"
 
@@ -55,6 +60,8 @@ class BetSettled(AvroRecord):
     version: int
     idempotency_key: str
     settled_at: datetime
+    previous_payout: Decimal | None = None
+    board_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
