@@ -36,6 +36,8 @@ ENTRIES_REJECTED = "entries.rejected"
 RULES = "rules"
 SCORES = "scores"
 SETTLEMENTS = "settlements"
+#: The credits ledger: every balance change of the credit games, once per key.
+CREDITS_LEDGER = "credits.ledger"
 LEADERBOARD_UPDATES = "leaderboard.updates"
 NOTIFICATIONS = "notifications"
 #: Internal state of the predictions worker: MatchState as JSON per match (changelog).
@@ -186,11 +188,12 @@ CATALOG: tuple[TopicSpec, ...] = (
     ),
     _keyed(
         ENTRIES_BETS,
-        "bet_id",
+        "member_id",
         "BetPlaced",
         "delete",
         FOREVER,
-        "Bets: singles, parlays and credits positions",
+        "Bets: singles, parlays and credits positions; keyed by member (docs/markets.md: a "
+        "member's balance decides acceptance, so a member's bets must stay in order)",
     ),
     _keyed(
         ENTRIES_LINEUPS,
@@ -233,6 +236,14 @@ CATALOG: tuple[TopicSpec, ...] = (
         "delete",
         FOREVER,
         "Bet settlements; a resettlement is a new version, never an edit",
+    ),
+    _keyed(
+        CREDITS_LEDGER,
+        "member_id",
+        "LedgerEntryPosted",
+        "delete",
+        FOREVER,
+        "Credit balance changes (grant, stake, payout, refund, reversal), each key once",
     ),
     _keyed(
         LEADERBOARD_UPDATES,
@@ -281,7 +292,7 @@ CATALOG: tuple[TopicSpec, ...] = (
 #: Groups of topics joined by key: each group must have one partition count.
 CO_PARTITIONED: tuple[tuple[str, ...], ...] = (
     (FIXTURES_MATCHES, ENTRIES_PREDICTIONS, FIXTURES_PLAYER_STATS, PREDICTIONS_MATCH_STATE),
-    (ENTRIES_BETS, SETTLEMENTS),
+    (ENTRIES_BETS, CREDITS_LEDGER),
 )
 
 _BY_NAME = {s.name: s for s in CATALOG}

@@ -33,6 +33,7 @@ from schemas.records.outputs import (
     BetSettled,
     DeadLetter,
     LeaderboardEntryChanged,
+    LedgerEntryPosted,
     ResultCorrected,
     ScoreAwarded,
     SettlementStatus,
@@ -57,6 +58,7 @@ RECORD_TYPES: Mapping[str, type[AvroRecord]] = MappingProxyType(
             ScoreAwarded,
             BetSettled,
             LeaderboardEntryChanged,
+            LedgerEntryPosted,
             ResultCorrected,
             DeadLetter,
         )

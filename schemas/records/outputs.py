@@ -149,3 +149,18 @@ class DeadLetter(AvroRecord):
 
 
 _DEAD_LETTER_HEADERS = tuple(f.name for f in fields(DeadLetter))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerEntryPosted(AvroRecord):
+    """One change of a member's credit balance (``LedgerEntryPosted.avsc``)."""
+
+    schema_name: ClassVar[str] = "LedgerEntryPosted"
+
+    idempotency_key: str
+    member_id: str
+    kind: str
+    amount: Decimal
+    bet_id: str | None = None
+    version: int | None = None
+    posted_at: datetime

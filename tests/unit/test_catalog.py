@@ -16,6 +16,7 @@ from schemas.loader import schema_names
 pytestmark = pytest.mark.unit
 
 DESIGN_TOPICS = {
+    "credits.ledger",
     "dlq.replayed",
     "raw.football.events",
     "raw.football.rounds",
