@@ -1,4 +1,4 @@
-# Scoreline: one image for every role (api, worker, sinks, producers) and for `init`.
+# Scoreline: one image for every role (api, worker, boards, sinks, producers) and for `init`.
 #   docker build -t scoreline:local .
 #   docker run --rm scoreline:local            # scoreline --help
 #   docker run --rm scoreline:local worker     # any sub-command

@@ -225,10 +225,15 @@ class PostgresSink:
         entries: dict[str, tuple[Any, ...]] = {}
         rule_sets: list[tuple[Any, ...]] = []
         scores: dict[str, tuple[Any, ...]] = {}
+        boards: dict[tuple[str, ...], list[str]] = {}  # most awards share a few board lists
         for record in records:
             value = record.value
             if isinstance(value, ScoreAwarded):
-                scores.setdefault(value.idempotency_key, _score_row(value, record))
+                if value.idempotency_key not in scores:
+                    board_ids = boards.get(value.board_ids)
+                    if board_ids is None:  # a board named twice counts once
+                        board_ids = boards[value.board_ids] = list(dict.fromkeys(value.board_ids))
+                    scores[value.idempotency_key] = _score_row(value, record, board_ids)
             elif isinstance(value, PredictionPlaced):
                 entries.setdefault(value.entry_id, _entry_row(value))
             elif isinstance(value, MatchUpdated):
@@ -268,11 +273,13 @@ class PostgresSink:
         """Nothing buffered: every ``write`` commits."""
 
 
-def _score_row(value: ScoreAwarded, record: ConsumedRecord) -> tuple[Any, ...]:
+def _score_row(
+    value: ScoreAwarded, record: ConsumedRecord, board_ids: list[str]
+) -> tuple[Any, ...]:
     return (
         value.idempotency_key,
         value.member_id,
-        list(dict.fromkeys(value.board_ids)),  # a board named twice counts once
+        board_ids,
         value.points_delta,
         value.exact_delta,
         value.reason,

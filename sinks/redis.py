@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from core.settings import Settings
 from core.stack import resolve_urls
 from schemas.catalog import LEADERBOARD_UPDATES
-from schemas.records import LeaderboardEntryChanged
+from schemas.records import LeaderboardEntryChanged, Tiebreaker
 from sinks.base import Batch, ConsumedRecord, RunnerConfig, run_sink
 from sinks.exceptions import RecordRejectedError, SinkUnavailableError
 from sinks.offsets import decode_redis_offsets, redis_offset_args
@@ -45,14 +45,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # KEYS: offsets hash, boards set, then per board: sorted set, versions hash, meta hash.
 # ARGV: offset pair count, board count, the offset pairs (field, next offset), the board
-# ids, then five per update: board number (1-based), member, version, score, updated_at.
+# ids, each board's newest updated_at in the batch, then four per update: board number
+# (1-based), member, version, score.
 APPLY_BATCH = """
 local pairs_n = tonumber(ARGV[1])
 local boards_n = tonumber(ARGV[2])
 local first_board = 3 + pairs_n * 2
-local i = first_board + boards_n
+local first_at = first_board + boards_n
+local i = first_at + boards_n
 local applied = 0
-local newest = {}
+local touched = {}
 while i <= #ARGV do
   local b = tonumber(ARGV[i])
   local k = 3 + (b - 1) * 3
@@ -61,19 +63,19 @@ while i <= #ARGV do
   if not stored or tonumber(stored) < tonumber(ARGV[i + 2]) then
     redis.call('ZADD', KEYS[k], ARGV[i + 3], member)
     redis.call('HSET', KEYS[k + 1], member, ARGV[i + 2])
-    local at = tonumber(ARGV[i + 4])
-    if not newest[b] or newest[b] < at then newest[b] = at end
+    touched[b] = true
     applied = applied + 1
   end
-  i = i + 5
+  i = i + 4
 end
 for b = 1, boards_n do
   redis.call('SADD', KEYS[2], ARGV[first_board + b - 1])
-  if newest[b] then
+  if touched[b] then
     local meta = KEYS[3 + (b - 1) * 3 + 2]
+    local newest = tonumber(ARGV[first_at + b - 1])
     local at = redis.call('HGET', meta, 'updated_at')
-    if not at or tonumber(at) < newest[b] then
-      redis.call('HSET', meta, 'updated_at', newest[b])
+    if not at or tonumber(at) < newest then
+      redis.call('HSET', meta, 'updated_at', newest)
     end
   end
 end
@@ -127,6 +129,9 @@ class RedisSink:
 
     async def write(self, batch: Batch) -> None:
         newest: dict[tuple[str, str], tuple[int, str, int]] = {}
+        # A batch holds many lines with the same total and the same moment: convert each once.
+        scores: dict[tuple[Decimal, tuple[Tiebreaker, ...]], str] = {}
+        moments: dict[datetime, int] = {}
         for record in batch.records:
             update = record.value
             if not isinstance(update, LeaderboardEntryChanged):
@@ -134,22 +139,38 @@ class RedisSink:
             line = (update.board_id, update.member_id)
             current = newest.get(line)
             if current is None or current[0] < update.version:
-                newest[line] = (
-                    update.version,
-                    _score(record, update),
-                    epoch_millis(update.updated_at),
-                )
+                ranked_on = (update.total, update.tiebreakers)
+                score = scores.get(ranked_on)
+                if score is None:
+                    score = scores[ranked_on] = _score(record, update)
+                at = moments.get(update.updated_at)
+                if at is None:
+                    at = moments[update.updated_at] = epoch_millis(update.updated_at)
+                newest[line] = (update.version, score, at)
         boards: dict[str, int] = {}
+        newest_at: list[int] = []
         updates: list[str | int] = []
         for (board_id, member_id), (version, score, at) in newest.items():
-            number = boards.setdefault(board_id, len(boards) + 1)
-            updates.extend((number, member_id, version, score, at))
+            number = boards.get(board_id)
+            if number is None:
+                number = boards[board_id] = len(boards) + 1
+                newest_at.append(at)
+            elif newest_at[number - 1] < at:
+                newest_at[number - 1] = at
+            updates.extend((number, member_id, version, score))
         keys = [offsets_key(self._prefix, self.name), boards_key(self._prefix)]
         for board_id in boards:
             p = self._prefix
             keys.extend((board_key(p, board_id), versions_key(p, board_id), meta_key(p, board_id)))
         offsets = redis_offset_args(batch.positions)
-        args: list[str | int] = [len(offsets) // 2, len(boards), *offsets, *boards, *updates]
+        args: list[str | int] = [
+            len(offsets) // 2,
+            len(boards),
+            *offsets,
+            *boards,
+            *newest_at,
+            *updates,
+        ]
         try:
             applied = await self._apply(keys=keys, args=args)
         except (*_TRANSIENT, redis.exceptions.ResponseError) as e:

@@ -53,13 +53,11 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
     Path(options["datadir"]).mkdir(parents=True, exist_ok=True)
     app = ScorelineApp(app_id(settings), **options)
     from streams.agents.predictions import register
-    from streams.boards import BoardsProcessor
 
-    predictions = register(app, settings)
-    boards = BoardsProcessor(settings)
+    # The boards stage is its own role (`scoreline boards`, streams/boards.py): on its own
+    # process it folds awards while the worker scores the next chunk.
+    register(app, settings)
+    from streams.settlement import register as register_settlement
 
-    async def run_boards() -> None:
-        await boards.run(predictions.stop)
-
-    app.task(run_boards)
+    register_settlement(app, settings)  # an app.task: docs/markets.md
     return app

@@ -145,9 +145,9 @@ def settings(
 
 @pytest.fixture
 def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Role]]:
-    """The worker and the sinks as processes (not started yet), stopped at the end."""
+    """The worker, the boards stage and the sinks as processes (not started), stopped at the end."""
     env = role_env(settings)
-    started = {name: Role(name, env, tmp_path) for name in ("worker", "sinks")}
+    started = {name: Role(name, env, tmp_path) for name in ("worker", "boards", "sinks")}
     yield started
     for role in started.values():
         role.stop()

@@ -40,10 +40,19 @@ def role_env(settings: Settings, **extra: str) -> dict[str, str]:
 class Role:
     """One role process (``scoreline worker``, ``scoreline sinks``, ...), logging to a file."""
 
-    def __init__(self, command: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        command: str,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        args: tuple[str, ...] = (),
+        name: str | None = None,
+    ) -> None:
         self.command = command
+        self.args = args
         self.env = env
-        self.log_path = log_dir / f"{command}.log"
+        self.log_path = log_dir / f"{name or command}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -52,7 +61,7 @@ class Role:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             self.process = subprocess.Popen(  # noqa: S603 - our own command
-                [SCORELINE, self.command],
+                [SCORELINE, self.command, *self.args],
                 env={**self.env, "SCORELINE_METRICS_PORT": str(free_port())},
                 stdout=log,
                 stderr=subprocess.STDOUT,

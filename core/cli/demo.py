@@ -31,7 +31,7 @@ from core.stack.process import start_detached, tail, wait_exit, wait_until
 from core.topics import apply_catalog, drifted
 from sinks.db import migrate
 
-ROLES = ("provider", "worker", "sinks", "producers", "api")
+ROLES = ("provider", "worker", "boards", "sinks", "producers", "api")
 PROVIDER_PORT = 8765
 
 
@@ -109,6 +109,7 @@ def _start_round(
             f"--first-kickoff={first_kickoff.isoformat()}",
         ],
         "worker": ["worker"],
+        "boards": ["boards"],
         "sinks": ["sinks"],
         "producers": ["producers"],
         "api": ["api"],

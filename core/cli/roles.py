@@ -70,21 +70,55 @@ def worker() -> None:
     ).execute_from_commandline()
 
 
-def sinks() -> None:
-    """Run the Postgres sink (the truth) and the Redis sink (the leaderboard projection)."""
+def boards() -> None:
+    """Run the boards stage: ``scores`` in, absolute totals out on ``leaderboard.updates``."""
     from prometheus_client import start_http_server
 
     settings = get_settings()
     start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
-    asyncio.run(_run_until_signalled("sinks", _sinks(settings)))
+    asyncio.run(_run_until_signalled("boards", _boards(settings)))
 
 
-async def _sinks(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+async def _boards(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+    from streams.boards import BoardsProcessor
+
+    return BoardsProcessor(settings).run
+
+
+SINKS = ("postgres", "redis")
+
+
+def sinks(
+    only: list[str] = typer.Option(
+        [],
+        "--only",
+        help="Run only these sinks (repeatable: postgres, redis); default all. "
+        "Each sink keeps its own offsets, so they can run as separate processes.",
+    ),
+) -> None:
+    """Run the Postgres sink (the truth) and the Redis sink (the leaderboard projection)."""
+    from prometheus_client import start_http_server
+
+    unknown = sorted(set(only) - set(SINKS))
+    if unknown:
+        raise typer.BadParameter(f"unknown sink {', '.join(unknown)}; known: {', '.join(SINKS)}")
+    settings = get_settings()
+    start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104 - container port
+    asyncio.run(_run_until_signalled("sinks", _sinks(settings, set(only or SINKS))))
+
+
+async def _sinks(
+    settings: Settings, chosen: set[str]
+) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def run(stop: asyncio.Event) -> None:
         from sinks.postgres import run_postgres_sink
         from sinks.redis import run_redis_sink
 
-        await asyncio.gather(run_postgres_sink(settings, stop), run_redis_sink(settings, stop))
+        runs = {
+            "postgres": run_postgres_sink,
+            "redis": run_redis_sink,
+        }
+        await asyncio.gather(*(runs[name](settings, stop) for name in SINKS if name in chosen))
 
     return run
 
@@ -181,5 +215,5 @@ def register(app: typer.Typer) -> None:
     from core.cli.demo import demo
     from core.cli.game import provider, simulate
 
-    for command in (health, demo, api, worker, sinks, producers, provider, simulate):
+    for command in (health, demo, api, worker, boards, sinks, producers, provider, simulate):
         app.command()(command)

@@ -29,7 +29,7 @@ from core.settings import ENVIRONMENT_NAMES, Settings
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.kafka.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-ROLES = ("api", "worker", "sinks", "producers")
+ROLES = ("api", "worker", "boards", "sinks", "producers")
 INSTALL_HINT = (
     "docker-compose is not on PATH (nor a working `docker compose` plugin): install it with "
     "`apt-get install docker-compose` (>= 1.29) or the Docker Compose v2 plugin to run this check"
