@@ -20,6 +20,8 @@ from api.boards import RedisCircuit
 from api.deps import PoolDep, RedisDep, get_pool, get_redis
 from api.errors import install_error_handlers
 from api.routes import boards_router, matches_router
+from api.routes.markets import router as markets_router
+from api.routes.members import router as members_router
 from api.routes.page import router as page_router
 from core.logging import get_logger
 from core.settings import Settings, get_settings
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(boards_router)
     app.include_router(matches_router)
+    app.include_router(markets_router)
+    app.include_router(members_router)
     app.include_router(page_router)
 
     @app.get("/health")

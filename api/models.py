@@ -1,5 +1,5 @@
 """Response schemas (read-only API: ``...Public`` families only, no create/update models),
-and the opaque cursor a board page hands out.
+and the opaque cursors a board page and a page of bets hand out.
 
 Points travel as decimal strings with two places (``"12.50"``), never as floats; times
 as ISO 8601 in UTC.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -143,3 +143,120 @@ class ErrorPublic(_Public):
     """The body of every error the API raises on purpose (422s are FastAPI's own)."""
 
     error: ErrorDetailPublic
+
+
+# -- markets, bets and credits ------------------------------------------------------------
+
+PRICE_TICK = Decimal("0.0001")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+MarketStatus = Literal["open", "closed", "resolved", "void"]
+BetStatus = Literal["open", "rejected", "won", "lost", "void", "push"]
+BetFilter = Literal["open", "settled", "all"]
+
+
+def format_price(value: Decimal) -> str:
+    """A price or decimal odds with four places (``"0.4500"``, ``"2.1000"``)."""
+    return str(value.quantize(PRICE_TICK))
+
+
+@dataclass(frozen=True, slots=True)
+class BetCursor:
+    """Where a page of a member's bets ends: its last bet's (placed_at, bet_id). Opaque."""
+
+    placed_at: datetime
+    bet_id: str
+
+    def encode(self) -> str:
+        body = {"p": (self.placed_at - _EPOCH) // _MICROSECOND, "b": self.bet_id}
+        raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> BetCursor:
+        """The cursor ``text`` encodes; ValueError when it is not one of ours."""
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+            body = json.loads(raw)
+            if not isinstance(body, dict) or set(body) != {"p", "b"}:
+                raise ValueError("unexpected fields")
+            micros, bet_id = body["p"], body["b"]
+            if type(micros) is not int or not isinstance(bet_id, str) or not bet_id:
+                raise ValueError("unexpected field types")
+            return cls(_EPOCH + micros * _MICROSECOND, bet_id)
+        except (ValueError, ArithmeticError) as e:  # OverflowError: a time out of range
+            raise ValueError("not a cursor of this API") from e
+
+
+class MarketOutcomePublic(_Public):
+    """An outcome with its price (0.0001 to 0.9999) and, on match markets, decimal odds."""
+
+    name: str
+    price: str = Field(examples=["0.4500"])
+    odds: str | None = Field(default=None, examples=["2.1000"])
+
+
+class MarketResolutionPublic(_Public):
+    """The market's resolution with the highest version: the outcome, or void."""
+
+    outcome: str | None
+    void: bool
+    version: int = Field(ge=1)
+    resolved_at: datetime
+
+
+class MarketPublic(_Public):
+    """A market's latest state: ``version`` counts its updates, a resolution its own."""
+
+    market_id: str
+    kind: str
+    status: MarketStatus
+    question: str | None
+    slug: str | None
+    match_id: str | None
+    outcomes: list[MarketOutcomePublic]
+    end_date: datetime | None
+    version: int | None
+    updated_at: datetime | None
+    resolution: MarketResolutionPublic | None
+
+
+class BetLegPublic(_Public):
+    market_id: str
+    selection: str
+    odds: str | None = Field(default=None, examples=["2.1000"])
+    price: str | None = Field(default=None, examples=["0.4500"])
+
+
+class BetPublic(_Public):
+    """A bet and what became of it; ``payout`` and the settlement are its latest version."""
+
+    bet_id: str
+    kind: str
+    stake: str = Field(examples=["25.00"])
+    legs: list[BetLegPublic]
+    placed_at: datetime
+    status: BetStatus
+    reject_reason: str | None
+    payout: str | None = Field(examples=["52.50"])
+    settlement_version: int | None
+    settled_at: datetime | None
+
+
+class BetPagePublic(_Public):
+    """A page of a member's bets, newest first; ``next_cursor`` is None on the last page."""
+
+    member_id: str
+    status: BetFilter
+    data: list[BetPublic]
+    next_cursor: str | None
+
+
+class BalancePublic(_Public):
+    """A member's credits: the sum of their ledger, and how many entries it has."""
+
+    member_id: str
+    balance: str = Field(examples=["10000.00"])
+    ledger_entries: int = Field(ge=0)
+    updated_at: datetime

@@ -85,18 +85,18 @@ async def _boards(settings: Settings) -> Callable[[asyncio.Event], Awaitable[Non
     return BoardsProcessor(settings).run
 
 
-SINKS = ("postgres", "redis")
+SINKS = ("postgres", "markets", "redis")
 
 
 def sinks(
     only: list[str] = typer.Option(
         [],
         "--only",
-        help="Run only these sinks (repeatable: postgres, redis); default all. "
+        help="Run only these sinks (repeatable: postgres, markets, redis); default all. "
         "Each sink keeps its own offsets, so they can run as separate processes.",
     ),
 ) -> None:
-    """Run the Postgres sink (the truth) and the Redis sink (the leaderboard projection)."""
+    """Run the Postgres sinks (the truth: predictions, markets) and the Redis sink (boards)."""
     from prometheus_client import start_http_server
 
     unknown = sorted(set(only) - set(SINKS))
@@ -112,10 +112,12 @@ async def _sinks(
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     async def run(stop: asyncio.Event) -> None:
         from sinks.postgres import run_postgres_sink
+        from sinks.postgres_markets import run_markets_sink
         from sinks.redis import run_redis_sink
 
         runs = {
             "postgres": run_postgres_sink,
+            "markets": run_markets_sink,
             "redis": run_redis_sink,
         }
         await asyncio.gather(*(runs[name](settings, stop) for name in SINKS if name in chosen))

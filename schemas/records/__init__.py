@@ -80,6 +80,7 @@ __all__ = [
     "EntryRejected",
     "Game",
     "LeaderboardEntryChanged",
+    "LedgerEntryPosted",
     "LineupSet",
     "MarketOutcome",
     "MarketResolved",

@@ -1,13 +1,15 @@
-"""Alembic migrations: idempotent, and the poll-execution state machine holds."""
+"""Alembic migrations: idempotent, reversible, and their constraints hold."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import asyncpg
 import pytest
+from alembic import command
 
-from sinks.db import current_revision, head_revision, migrate
+from sinks.db import alembic_config, current_revision, head_revision, migrate
 
 
 def test_migrate_is_idempotent(database_url: str) -> None:
@@ -52,5 +54,56 @@ async def test_sink_offsets_has_one_row_per_consumer_partition(database_url: str
             await conn.execute(insert, "sink.postgres", "scores", 0, 11)
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute(insert, "sink.postgres", "scores", 1, -1)
+    finally:
+        await conn.close()
+
+
+MARKETS_TABLES = {
+    "markets",
+    "bets",
+    "entry_rejections",
+    "settlements",
+    "credit_ledger",
+    "credit_balances",
+}
+
+
+async def _tables(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("select tablename from pg_tables where schemaname = 'public'")
+        return {r["tablename"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_markets_migration_downgrades_and_upgrades_again(database_url: str) -> None:
+    assert await _tables(database_url) >= MARKETS_TABLES
+    try:
+        command.downgrade(alembic_config(database_url), "0002")
+        assert current_revision(database_url) == "0002"
+        left = await _tables(database_url)
+        assert not MARKETS_TABLES & left
+        assert {"scores", "board_totals", "sink_offsets"} <= left
+    finally:
+        migrate(database_url)
+    assert await _tables(database_url) >= MARKETS_TABLES
+    assert current_revision(database_url) == head_revision(database_url)
+
+
+async def test_a_credit_balance_stays_within_zero_and_the_cap(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        insert = "insert into credit_balances (member_id, balance) values ($1, $2)"
+        await conn.execute(insert, "m-zero", Decimal("0.00"))
+        await conn.execute(insert, "m-cap", Decimal("1000000.00"))
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(insert, "m-below", Decimal("-0.01"))
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(insert, "m-above", Decimal("1000000.01"))
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "update credit_balances set balance = balance - 0.01 where member_id = 'm-zero'"
+            )
     finally:
         await conn.close()
