@@ -142,56 +142,67 @@ class BatchSender:
     """Many records to a producer as whole record batches, partitioned like ``send``.
 
     ``AIOKafkaProducer.send`` costs about 9 us a record; appending to a ``BatchBuilder``
-    and handing the full batch over with ``send_batch`` costs about 1 us. Records go to
-    the partition the default partitioner would choose for their key (murmur2, as the
-    Java client), so consumers see the same placement as with ``send``. Inside a
-    transaction the batches join it like any send.
+    and handing full batches over with ``send_batch`` costs about 1 us. Records go to the
+    partition the default partitioner would choose for their key (murmur2, as the Java
+    client), so consumers see the same placement as with ``send``. Inside a transaction
+    the batches join it like any send. ``add`` a record, or on a hot path ``open`` the
+    topic once (it learns its partition count) and ``append``; ``flush`` hands every batch
+    to the producer.
     """
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
         self._builders: dict[tuple[str, int], Any] = {}
+        self._full: list[tuple[str, int, Any]] = []
         self._partitions: dict[str, int] = {}
-        self._placement: dict[bytes, int] = {}
         self.futures: list[asyncio.Future[Any]] = []
 
-    async def _count(self, topic: str) -> int:
-        count = self._partitions.get(topic)
-        if count is None:
+    async def open(self, topic: str) -> None:
+        if topic not in self._partitions:
             await self._producer.client._wait_on_metadata(topic)
             found = self._producer.client.cluster.partitions_for_topic(topic)
             if not found:
                 raise KafkaError(f"no partitions known for {topic}")
-            count = self._partitions[topic] = len(found)
-        return count
+            self._partitions[topic] = len(found)
 
     async def add(self, topic: str, key: bytes, value: bytes | None) -> None:
-        slot = self._placement.get(key)
-        count = await self._count(topic)
-        if slot is None:
-            slot = murmur2(key) & 0x7FFFFFFF
-            if len(self._placement) > 500_000:
-                self._placement.clear()
-            self._placement[key] = slot
-        where = (topic, slot % count)
+        """``open`` the topic if needed, then ``append``."""
+        await self.open(topic)
+        self.append(topic, key, value)
+
+    def append(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Add a record to its partition's batch (the topic must be open)."""
+        partition = _placement(key) % self._partitions[topic]
+        where = (topic, partition)
         builder = self._builders.get(where)
         if builder is None:
             builder = self._builders[where] = self._producer.create_batch()
         if builder.append(key=key, value=value, timestamp=None) is None:  # full
-            await self._ship(where)
+            self._full.append((topic, partition, builder))
             builder = self._builders[where] = self._producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None) is None:
                 raise KafkaError(f"a record of {len(value or b'')} bytes fits no batch")
 
-    async def _ship(self, where: tuple[str, int]) -> None:
-        builder = self._builders.pop(where)
-        if builder.record_count():
-            topic, partition = where
-            self.futures.append(
-                await self._producer.send_batch(builder, topic, partition=partition)
-            )
-
     async def flush(self) -> None:
-        """Hand every partly filled batch to the producer (it sends them at once)."""
-        for where in list(self._builders):
-            await self._ship(where)
+        """Hand every batch to the producer (it sends them at once, a partition in order)."""
+        self._full.extend((topic, p, builder) for (topic, p), builder in self._builders.items())
+        self._builders.clear()
+        full, self._full = self._full, []
+        for topic, partition, builder in full:
+            if builder.record_count():
+                self.futures.append(
+                    await self._producer.send_batch(builder, topic, partition=partition)
+                )
+
+
+_PLACEMENT: dict[bytes, int] = {}
+
+
+def _placement(key: bytes) -> int:
+    """murmur2 of a key, positive, as the Java client's default partitioner (cached)."""
+    found = _PLACEMENT.get(key)
+    if found is None:
+        if len(_PLACEMENT) > 500_000:
+            _PLACEMENT.clear()
+        found = _PLACEMENT[key] = murmur2(key) & 0x7FFFFFFF
+    return found

@@ -54,6 +54,10 @@ RETRIES = Counter("scoreline_sink_retries", "Transient failures a sink retried",
 LAG = Gauge("scoreline_sink_lag", "Records behind the stable end", ["sink", "topic", "partition"])
 
 
+#: Batches at least this big are logged at info level.
+BIG_BATCH = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumedRecord:
     """A decoded record and where it came from."""
@@ -351,7 +355,9 @@ class SinkRunner:
                 lag = LAG.labels(sink=name, topic=self._logical[tp.topic], partition=tp.partition)
                 lag.set(max(0, end - position))
         positions = {f"{tp.topic}:{tp.partition}": p for tp, p in batch.positions.items()}
-        self._log.debug(
+        # Big batches (a finished match's awards) at info: the timeline of a fan-out.
+        emit = self._log.info if len(batch) >= BIG_BATCH else self._log.debug
+        emit(
             "sink.batch",
             operation="write",
             records=len(batch),

@@ -46,32 +46,57 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # KEYS: offsets hash, boards set, then per board: sorted set, versions hash, meta hash.
 # ARGV: offset pair count, board count, the offset pairs (field, next offset), the board
 # ids, each board's newest updated_at in the batch, then four per update: board number
-# (1-based), member, version, score.
+# (1-based), member, version, score (one update per line: the newest of the batch).
 APPLY_BATCH = """
 local pairs_n = tonumber(ARGV[1])
 local boards_n = tonumber(ARGV[2])
 local first_board = 3 + pairs_n * 2
 local first_at = first_board + boards_n
+local groups = {}
 local i = first_at + boards_n
-local applied = 0
-local touched = {}
 while i <= #ARGV do
   local b = tonumber(ARGV[i])
-  local k = 3 + (b - 1) * 3
-  local member = ARGV[i + 1]
-  local stored = redis.call('HGET', KEYS[k + 1], member)
-  if not stored or tonumber(stored) < tonumber(ARGV[i + 2]) then
-    redis.call('ZADD', KEYS[k], ARGV[i + 3], member)
-    redis.call('HSET', KEYS[k + 1], member, ARGV[i + 2])
-    touched[b] = true
-    applied = applied + 1
+  local g = groups[b]
+  if not g then
+    g = {members = {}, versions = {}, scores = {}}
+    groups[b] = g
   end
+  local n = #g.members + 1
+  g.members[n] = ARGV[i + 1]
+  g.versions[n] = ARGV[i + 2]
+  g.scores[n] = ARGV[i + 3]
   i = i + 4
 end
+local applied = 0
 for b = 1, boards_n do
   redis.call('SADD', KEYS[2], ARGV[first_board + b - 1])
-  if touched[b] then
-    local meta = KEYS[3 + (b - 1) * 3 + 2]
+  local g = groups[b]
+  local k = 3 + (b - 1) * 3
+  local touched = false
+  -- per board, in slices: one HMGET for the stored versions, one ZADD and one HSET for
+  -- the lines whose version is newer (Lua's unpack takes a few thousand values at most)
+  for s = 1, (g and #g.members or 0), 1000 do
+    local e = math.min(s + 999, #g.members)
+    local stored = redis.call('HMGET', KEYS[k + 1], unpack(g.members, s, e))
+    local zargs, hargs = {}, {}
+    for j = s, e do
+      local old = stored[j - s + 1]
+      if not old or tonumber(old) < tonumber(g.versions[j]) then
+        zargs[#zargs + 1] = g.scores[j]
+        zargs[#zargs + 1] = g.members[j]
+        hargs[#hargs + 1] = g.members[j]
+        hargs[#hargs + 1] = g.versions[j]
+      end
+    end
+    if #zargs > 0 then
+      redis.call('ZADD', KEYS[k], unpack(zargs))
+      redis.call('HSET', KEYS[k + 1], unpack(hargs))
+      applied = applied + #hargs / 2
+      touched = true
+    end
+  end
+  if touched then
+    local meta = KEYS[k + 2]
     local newest = tonumber(ARGV[first_at + b - 1])
     local at = redis.call('HGET', meta, 'updated_at')
     if not at or tonumber(at) < newest then

@@ -42,6 +42,9 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
         "web_enabled": False,
         "autodiscover": False,
         "stream_buffer_maxsize": 20_000,
+        # A finished match sends whole record batches per partition (streams/agents/
+        # predictions.py): 1 MiB ones, below the broker's default message.max.bytes.
+        "producer_max_batch_size": 1 << 20,
         # Faust keeps a data dir even with the memory store; not in the working directory.
         "datadir": str(settings.home.resolve() / "faust" / app_id(settings)),
     }

@@ -18,6 +18,7 @@ no changelog: ``scores`` up to the committed offset is the changelog, folded aga
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ from streams.state import committed_offset, read_partition
 log = get_logger("streams.boards")
 
 MAX_BATCH = 20_000
+#: Producer batch size (bytes): below the broker's default message.max.bytes (1 MiB + 12).
+BATCH_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -124,7 +127,14 @@ class BoardsProcessor:
         self._encoder = line_encoder(self.codec)
 
     async def run(self, stop: asyncio.Event) -> None:
-        out = producer(self.settings, transactional_id=self.transactional_id, linger_ms=20)
+        # Whole 1 MiB batches: the producer hands a partition one batch at a time, and the
+        # tournament board puts every update of a fan-out on one partition.
+        out = producer(
+            self.settings,
+            transactional_id=self.transactional_id,
+            linger_ms=20,
+            max_batch_size=BATCH_BYTES,
+        )
         reader = consumer(self.settings, max_partition_fetch_bytes=8 * 1024 * 1024)
         admin = admin_client(self.settings)
         await out.start()  # init_transactions: fences an older instance, aborts its txn
@@ -191,6 +201,7 @@ class BoardsProcessor:
             now = datetime.now(UTC)
             offsets: dict[TopicPartition, int] = {}
             changed: list[tuple[str, str]] = []
+            started = time.perf_counter()
             async with out.transaction():
                 for tp, records in batch.items():
                     for record in records:
@@ -208,12 +219,23 @@ class BoardsProcessor:
                         else:
                             changed += self.totals.apply(award)
                     offsets[tp] = records[-1].offset + 1
+                folded = time.perf_counter()
                 batches = BatchSender(out)
+                await batches.open(updates_topic)
+                encode = self._encoder.encode_fields
                 for board_id, fields in update_fields(self.totals, changed, now):
-                    value = self._encoder.encode_fields(fields)
-                    await batches.add(updates_topic, board_id.encode(), value)
+                    batches.append(updates_topic, board_id.encode(), encode(fields))
                 await batches.flush()
+                sent = time.perf_counter()
                 await out.send_offsets_to_transaction(offsets, self.group_id)
-            log.debug(
-                "boards.committed", awards=sum(map(len, batch.values())), updates=len(changed)
+            committed = time.perf_counter()
+            awards = sum(map(len, batch.values()))
+            emit = log.info if awards >= 1000 else log.debug  # a fan-out's timeline at info
+            emit(
+                "boards.committed",
+                awards=awards,
+                updates=len(changed),
+                fold_s=round(folded - started, 3),
+                send_s=round(sent - folded, 3),
+                commit_s=round(committed - sent, 3),
             )

@@ -174,11 +174,11 @@ class PredictionsWorker:
             return
         batches = BatchSender(producer)
         scores = topic(SCORES, self.prefix)
+        await batches.open(scores)
+        encode = self._score_encoder.encode
         for output in outputs:
             if isinstance(output, ScoreAwarded):
-                await batches.add(
-                    scores, output.member_id.encode(), self._score_encoder.encode(output)
-                )
+                batches.append(scores, output.member_id.encode(), encode(output))
                 continue
             if isinstance(output, EntryRejected):
                 name, key = ENTRIES_REJECTED, output.entry_id
