@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         default="scoreline:", validation_alias=AliasChoices("SCORELINE_REDIS_PREFIX")
     )
     #: Extra Avro writer schemas (``*.avsc``) the codec accepts: newer or older versions
-    #: of the shipped records, so values written with them decode (docs/operations-dlq.md).
+    #: of the shipped records, so values written with them decode (docs/operations.md, "dlq").
     writer_schemas_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("SCORELINE_WRITER_SCHEMAS_DIR")
     )

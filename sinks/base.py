@@ -31,12 +31,14 @@ from core import kafka
 from core.exceptions import PoisonRecordError, TransientError
 from core.logging import get_logger
 from core.settings import Settings
+from core.stack import resolve_urls
 from schemas.catalog import spec
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
 from schemas.records import AvroRecord
 from sinks.dlq import DeadLetterPublisher
 from sinks.exceptions import RecordRejectedError, UnexpectedRecordError
+from sinks.liveness import holding_lease, sink_lease_name
 from sinks.offsets import Positions, positions_after
 
 T = TypeVar("T")
@@ -390,7 +392,12 @@ async def run_sink(
             topic_prefix=settings.topic_prefix,
             config=config,
         )
-        await runner.run(stop)
+        # The lease says "running" to operator tools (sinks/liveness.py); taken before the
+        # runner loads its offsets, so an offsets reset holding it is never overwritten.
+        lease = sink_lease_name(sink.name, settings.topic_prefix)
+        async with holding_lease(resolve_urls(settings).database_url, lease, stop) as held:
+            if held:
+                await runner.run(stop)
     finally:
         await producer.stop()
         await consumer.stop()

@@ -92,3 +92,18 @@ def positions_after(offsets: Iterable[tuple[TopicPartition, int]]) -> dict[Topic
         if offset + 1 > positions.get(tp, -1):
             positions[tp] = offset + 1
     return positions
+
+
+async def load_redis_offsets(
+    client: Any, key: str, partitions: Collection[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The positions of ``partitions`` stored in the offsets hash ``key`` (operator tools)."""
+    raw = await client.hgetall(key)
+    return decode_redis_offsets(raw, partitions)
+
+
+async def store_redis_offsets(client: Any, key: str, positions: Positions) -> None:
+    """Set ``positions`` in the offsets hash ``key``: an operator rewind, sink stopped."""
+    args = redis_offset_args(positions)
+    if args:
+        await client.hset(key, mapping=dict(zip(args[::2], args[1::2], strict=True)))

@@ -7,7 +7,7 @@ import sys
 import typer
 from aiokafka.errors import KafkaConnectionError
 
-from core.cli import db, dlq, rebuild, roles, stack, topics
+from core.cli import db, dlq, groups, offsets, rebuild, roles, stack, tap, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
 from core.kafka import apply_broker_workarounds
@@ -27,7 +27,10 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
 app.add_typer(rebuild.app, name="rebuild")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(groups.app, name="groups")
+app.add_typer(offsets.app, name="offsets")
 roles.register(app)
+app.command("tap")(tap.tap_command)
 
 
 def main() -> None:

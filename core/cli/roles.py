@@ -80,9 +80,20 @@ def boards() -> None:
 
 
 async def _boards(settings: Settings) -> Callable[[asyncio.Event], Awaitable[None]]:
+    from sinks.liveness import group_lease_name, holding_lease
     from streams.boards import BoardsProcessor
 
-    return BoardsProcessor(settings).run
+    processor = BoardsProcessor(settings)
+
+    async def run(stop: asyncio.Event) -> None:
+        # The lease tells `scoreline offsets reset` the stage is running: it assigns its
+        # partitions, so its group has no members Kafka could report (docs/operations.md).
+        lease = group_lease_name(processor.group_id)
+        async with holding_lease(resolve_urls(settings).database_url, lease, stop) as held:
+            if held:
+                await processor.run(stop)
+
+    return run
 
 
 SINKS = ("postgres", "markets", "redis")
