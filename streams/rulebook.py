@@ -1,8 +1,17 @@
-"""The rule sets in force, read from the compacted ``rules`` topic."""
+"""The rule sets in force, read from the compacted ``rules`` topic.
+
+A version promoted by ``scoreline reprocess --promote`` is published twice in one Kafka
+transaction: as the rule set's newest version (key ``ruleset_id``), and as a promotion
+record (key ``promoted:<ruleset_id>``, header ``scoreline-promoted``), which compaction
+keeps even after newer versions are published. The rule book hands both to the scoring
+(``streams.scoring.RulesInForce``): the totals of matches scored before the promotion
+reflect the promoted rules, not the ones their match states name.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -12,14 +21,27 @@ from schemas.codec import AvroCodec
 from schemas.records import RuleSet
 from streams.exceptions import RuleSetError
 from streams.rules.predictions import PredictionRules
+from streams.scoring import RulesInForce
 
 log = get_logger("streams.rules")
 
 DEFAULT_VERSION = 0
+#: Header of a promotion record on ``rules``; its value is the promoted version.
+PROMOTED_HEADER = "scoreline-promoted"
 
 
 def ruleset_id_for(tournament_id: str) -> str:
     return f"predictions:{tournament_id}"
+
+
+def promotion_key(ruleset_id: str) -> str:
+    """The ``rules`` key of a rule set's promotion record (one per rule set, compacted)."""
+    return f"promoted:{ruleset_id}"
+
+
+def is_promotion(headers: Iterable[tuple[str, bytes]] | None) -> bool:
+    """Whether a ``rules`` record's headers mark it as a promotion record."""
+    return any(name == PROMOTED_HEADER for name, _ in headers or ())
 
 
 class RuleBook:
@@ -27,9 +49,11 @@ class RuleBook:
 
     def __init__(self) -> None:
         self._rules: dict[str, PredictionRules] = {}
+        self._promoted: dict[str, PredictionRules] = {}
         self.ready = asyncio.Event()
 
-    def apply(self, record: RuleSet) -> None:
+    def apply(self, record: RuleSet, *, promoted: bool = False) -> None:
+        """Take a rule set in; ``promoted`` for a promotion record (see the module doc)."""
         try:
             rules = PredictionRules.from_ruleset(record)
         except RuleSetError as e:
@@ -39,12 +63,30 @@ class RuleBook:
         if current is None or rules.version > current.version:
             self._rules[rules.ruleset_id] = rules
             log.info("rules.applied", ruleset_id=rules.ruleset_id, version=rules.version)
+        before = self._promoted.get(rules.ruleset_id)
+        if promoted and (before is None or rules.version > before.version):
+            self._promoted[rules.ruleset_id] = rules
+            log.info("rules.promoted", ruleset_id=rules.ruleset_id, version=rules.version)
+
+    def newest(self, ruleset_id: str) -> PredictionRules | None:
+        """The newest version of a rule set, None when none was published."""
+        return self._rules.get(ruleset_id)
+
+    def promoted(self, ruleset_id: str) -> PredictionRules | None:
+        """The newest promoted version of a rule set, None when none was promoted."""
+        return self._promoted.get(ruleset_id)
 
     def for_tournament(self, tournament_id: str) -> PredictionRules:
-        """The tournament's newest rules, else the documented defaults at version 0."""
+        """The tournament's newest rules, else the documented defaults at version 0.
+
+        A :class:`RulesInForce` that also carries the newest promoted version once one was
+        promoted.
+        """
         ruleset_id = ruleset_id_for(tournament_id)
         found = self._rules.get(ruleset_id)
-        return found if found is not None else PredictionRules(ruleset_id, DEFAULT_VERSION)
+        rules = found if found is not None else PredictionRules(ruleset_id, DEFAULT_VERSION)
+        promoted = self._promoted.get(ruleset_id)
+        return rules if promoted is None else RulesInForce.of(rules, promoted)
 
     async def follow(
         self, consumer: AIOKafkaConsumer, topic: str, codec: AvroCodec, stop: asyncio.Event
@@ -66,7 +108,7 @@ class RuleBook:
                     log.warning("rules.undecodable", offset=record.offset, reason=str(e))
                     continue
                 if isinstance(decoded, RuleSet):
-                    self.apply(decoded)
+                    self.apply(decoded, promoted=is_promotion(record.headers))
             if not self.ready.is_set() and await consumer.position(tp) >= end:
                 self.ready.set()
             if batch:

@@ -16,6 +16,13 @@ arrives, and emits the deltas (new - old) when a corrected result arrives.
 scored (or rejected) on arrival. Which path scores an entry is decided by its offset
 against ``scored_through``, so after a crash and a replay each entry is scored once per
 result version, whatever order the two topics interleave in.
+
+A promotion (``scoreline reprocess --promote``) moves the totals of every match scored
+before it to the promoted rules, by deltas on ``scores``, while the match states still
+name the rules each match was scored with. The rule book hands the promoted rules in with
+the rules in force (:class:`RulesInForce`), and a match state is rebased onto them
+(:func:`reflected`) before a correction or a late entry is scored: the rule change counts
+once.
 """
 
 from __future__ import annotations
@@ -52,6 +59,44 @@ Output = ScoreAwarded | EntryRejected | ResultCorrected
 
 #: What a guess that no longer counts is worth.
 ZERO_AWARD = Award(Decimal("0.00"), "miss", exact=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RulesInForce(PredictionRules):
+    """The newest rules of a rule set, with the newest rules promoted by a reprocess.
+
+    ``promoted``: the totals of every match scored before the promotion reflect these
+    rules (``scoreline reprocess --promote`` published the deltas), whatever rules its
+    match state names. None when no version of the rule set was promoted.
+    """
+
+    promoted: PredictionRules | None = None
+
+    @classmethod
+    def of(cls, rules: PredictionRules, promoted: PredictionRules | None) -> RulesInForce:
+        return cls(
+            rules.ruleset_id,
+            rules.version,
+            exact_score=rules.exact_score,
+            goal_difference=rules.goal_difference,
+            outcome=rules.outcome,
+            exact_bonus=rules.exact_bonus,
+            promoted=None if promoted is None else plain_rules(promoted),
+        )
+
+
+def plain_rules(rules: PredictionRules) -> PredictionRules:
+    """The rules alone (a :class:`RulesInForce` without what was promoted)."""
+    if type(rules) is PredictionRules:
+        return rules
+    return PredictionRules(
+        rules.ruleset_id,
+        rules.version,
+        exact_score=rules.exact_score,
+        goal_difference=rules.goal_difference,
+        outcome=rules.outcome,
+        exact_bonus=rules.exact_bonus,
+    )
 
 
 @dataclass(slots=True)
@@ -242,6 +287,30 @@ class MatchState:
         )
 
 
+def reflected(scored: ScoredResult, rules: PredictionRules | None) -> ScoredResult:
+    """``scored`` with the rules the totals of its match reflect now.
+
+    The match's own rules, unless ``rules`` (the rules in force) carry a promoted version
+    of the same rule set newer than them: a promotion moved the totals to that version.
+    """
+    promoted = rules.promoted if isinstance(rules, RulesInForce) else None
+    if (
+        promoted is None
+        or promoted.ruleset_id != scored.rules.ruleset_id
+        or promoted.version <= scored.rules.version
+    ):
+        return scored
+    return replace(scored, rules=promoted)
+
+
+def _rebased(state: MatchState, rules: PredictionRules | None) -> MatchState:
+    """The state with its result on the rules its totals reflect (none under way)."""
+    if state.scored is None or state.scoring is not None:
+        return state
+    scored = reflected(state.scored, rules)
+    return state if scored is state.scored else replace(state, scored=scored)
+
+
 def on_match_update(
     state: MatchState | None,
     update: MatchUpdated,
@@ -257,7 +326,8 @@ def on_match_update(
     while ``state.scoring`` is set the scoring is under way, and the caller commits the
     outputs with the state and calls again with the same update until it is done. A
     result's event delivered again after a crash resumes where the committed state
-    stopped.
+    stopped. ``rules`` may be a :class:`RulesInForce`: a match scored before a promotion
+    is rebased onto the promoted rules first, so a correction emits new - promoted.
     """
     if state is None:
         state = MatchState(
@@ -274,14 +344,14 @@ def on_match_update(
             status=str(update.status),
             provider_version=update.provider_version,
         )
+    state = _rebased(state, rules)
     progress = state.scoring
     if progress is None:
         scored_version = state.scored.result_version if state.scored else 0
         if update.status != MatchStatus.FINISHED or update.result_version <= scored_version:
             return state, []  # not a result, or one already scored (a duplicate or replay)
-        result = ScoredResult(
-            update.result_version, Score(update.home_score, update.away_score), rules
-        )
+        score = Score(update.home_score, update.away_score)
+        result = ScoredResult(update.result_version, score, plain_rules(rules))
         progress = ScoringProgress(result, state.scored, index.next_offset)
     elif update.result_version != progress.result.result_version:
         return state, []  # the scoring under way resumes when its own result comes again
@@ -406,13 +476,18 @@ def on_entry(
     entry: PredictionPlaced,
     offset: int,
     now: datetime,
+    rules: PredictionRules | None = None,
 ) -> tuple[MatchState | None, list[Output]]:
     """Index an entry; score or reject it at once if its match was already scored.
 
     An entry handled on arrival moves the match's ``scored_through`` past it (the new
     state is returned, to be saved with the outputs), so an entry replayed after an
     operator rewound the group is recognised as handled and emits nothing twice.
+    ``rules``, the rules in force for the match's tournament, rebase a match scored before
+    a promotion (see :func:`reflected`) before a late entry is scored against it.
     """
+    if state is not None and rules is not None:
+        state = _rebased(state, rules)
     if not index.add(entry, offset):
         return state, []  # a redelivery: the entry_id counted already
     if state is None or state.scored is None or state.scoring is not None:

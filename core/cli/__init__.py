@@ -7,7 +7,7 @@ import sys
 import typer
 from aiokafka.errors import KafkaConnectionError
 
-from core.cli import db, dlq, groups, offsets, rebuild, roles, stack, tap, topics
+from core.cli import db, dlq, groups, offsets, rebuild, reprocess, roles, stack, tap, topics
 from core.cli.output import fail
 from core.exceptions import ScorelineError
 from core.kafka import apply_broker_workarounds
@@ -31,6 +31,7 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(offsets.app, name="offsets")
 roles.register(app)
 app.command("tap")(tap.tap_command)
+app.command("reprocess")(reprocess.reprocess_command)
 
 
 def main() -> None:

@@ -149,7 +149,13 @@ class PredictionsWorker:
                 await self._save_match(producer, tp.partition, after)
         elif isinstance(record, PredictionPlaced) and tp.topic == self.entries_topic:
             match = state.matches.get(record.match_id)
-            after_entry, outputs = on_entry(match, state.index, record, offset, now)
+            # The rules in force: after a promotion (scoreline reprocess) a late guess on a
+            # match scored before it counts under the promoted rules, as its totals do.
+            rules_now = None
+            if match is not None and match.scored is not None:
+                await asyncio.wait_for(self.rulebook.ready.wait(), RULES_READY_TIMEOUT_S)
+                rules_now = self.rulebook.for_tournament(match.tournament_id)
+            after_entry, outputs = on_entry(match, state.index, record, offset, now, rules_now)
             if after_entry is not None and after_entry != match:
                 state.matches[after_entry.match_id] = after_entry
                 await self._save_match(producer, tp.partition, after_entry)
