@@ -141,18 +141,24 @@ class BoardsProcessor:
         await reader.start()
         await admin.start()
         try:
-            await self._restore(reader, admin)
+            restored, delay = False, 0.2
             while not stop.is_set():
                 try:
+                    if not restored:
+                        await self._restore(reader, admin)
+                        restored, delay = True, 0.2
                     await self._loop(reader, out, stop)
                 except ProducerFenced:
                     log.error("boards.fenced", transactional_id=self.transactional_id)
                     raise
-                except KafkaError as e:
-                    # The transaction was aborted: the in-memory totals ran ahead of
-                    # what committed. Fold them again from the committed offsets.
+                except (KafkaError, TimeoutError) as e:
+                    # A transaction aborted (the in-memory totals ran ahead of what
+                    # committed) or the broker did not answer (a restore cut short): fold
+                    # the totals again from the committed offsets, after a pause.
                     log.warning("boards.retry", error=type(e).__name__, detail=str(e))
-                    await self._restore(reader, admin)
+                    restored = False
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
         finally:
             await reader.stop()
             await out.stop()
