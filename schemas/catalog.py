@@ -42,6 +42,9 @@ LEADERBOARD_UPDATES = "leaderboard.updates"
 NOTIFICATIONS = "notifications"
 #: Internal state of the predictions worker: MatchState as JSON per match (changelog).
 PREDICTIONS_MATCH_STATE = "streams.predictions.match-state"
+#: Internal state of the settlement processor: JSON per judged bet and per partition's
+#: progress (changelog; docs/markets.md).
+SETTLEMENT_STATE = "streams.settlement.state"
 DLQ_PRODUCERS = "dlq.producers"
 DLQ_STREAMS = "dlq.streams"
 DLQ_SINKS = "dlq.sinks"
@@ -287,12 +290,23 @@ CATALOG: tuple[TopicSpec, ...] = (
         retention_ms=FOREVER,
         description="Internal: the predictions worker's state per match (JSON), its changelog",
     ),
+    TopicSpec(
+        name=SETTLEMENT_STATE,
+        key="bet:<bet_id> or progress:<partition>",
+        value_schemas=(),
+        partitions=KEYED_PARTITIONS,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+        description="Internal: the settlement processor's state per entries.bets partition "
+        "(JSON): each judged bet once, and the partition's progress (market positions "
+        "applied, a settlement under way); its changelog",
+    ),
 )
 
 #: Groups of topics joined by key: each group must have one partition count.
 CO_PARTITIONED: tuple[tuple[str, ...], ...] = (
     (FIXTURES_MATCHES, ENTRIES_PREDICTIONS, FIXTURES_PLAYER_STATS, PREDICTIONS_MATCH_STATE),
-    (ENTRIES_BETS, CREDITS_LEDGER),
+    (ENTRIES_BETS, CREDITS_LEDGER, SETTLEMENT_STATE),
 )
 
 _BY_NAME = {s.name: s for s in CATALOG}

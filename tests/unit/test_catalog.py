@@ -41,6 +41,7 @@ DESIGN_TOPICS = {
     "dlq.sinks",
     # internal state of the workers (changelogs)
     "streams.predictions.match-state",
+    "streams.settlement.state",
 }
 DESIGN = Path("/work/shared/DESIGN.md")
 
