@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -12,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from api.boards import BoardReader, RedisCircuit
 from api.models import Cursor
 from core.settings import Settings
+
+C = TypeVar("C")
 
 #: Longest board, member or match id the API accepts (a longer one is a 422).
 MAX_ID_LENGTH = 256
@@ -44,16 +47,12 @@ def get_board_reader(
     return BoardReader(pool, redis, settings.redis_prefix, circuit)
 
 
-def get_cursor(
-    cursor: Annotated[
-        str | None, Query(max_length=1024, description="next_cursor of the previous page")
-    ] = None,
-) -> Cursor | None:
-    """The decoded cursor; a garbled one is a 422 like any other bad query parameter."""
+def decode_cursor(decode: Callable[[str], C], cursor: str | None) -> C | None:
+    """A page cursor decoded; a garbled one is a 422 like any other bad query parameter."""
     if cursor is None:
         return None
     try:
-        return Cursor.decode(cursor)
+        return decode(cursor)
     except ValueError as e:
         raise RequestValidationError(
             [
@@ -65,6 +64,16 @@ def get_cursor(
                 }
             ]
         ) from e
+
+
+#: The ``cursor`` query parameter of every paginated route.
+CursorQuery = Annotated[
+    str | None, Query(max_length=1024, description="next_cursor of the previous page")
+]
+
+
+def get_cursor(cursor: CursorQuery = None) -> Cursor | None:
+    return decode_cursor(Cursor.decode, cursor)
 
 
 BoardReaderDep = Annotated[BoardReader, Depends(get_board_reader)]

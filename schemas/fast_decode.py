@@ -21,14 +21,13 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader
 
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec
+from schemas.fast_encode import cached as _cached
 from schemas.loader import load_schema
 from schemas.records import RECORD_TYPES, AvroRecord
 
 Convert = Callable[[Any], Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Distinct values a field cache holds before it starts again (bounded memory).
-CACHE_LIMIT = 50_000
 
 
 class RecordDecoder:
@@ -71,22 +70,6 @@ def _without_logical_types(schema: Any) -> Any:
     if isinstance(schema, dict):
         return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
     return schema
-
-
-def _cached(convert: Convert, key: Convert | None = None) -> Convert:
-    cache: dict[Any, Any] = {}
-
-    def cached(value: Any) -> Any:
-        k = value if key is None else key(value)
-        found = cache.get(k)
-        if found is None:
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            found = convert(value)
-            cache[k] = found
-        return found
-
-    return cached
 
 
 def _decimal(scale: int) -> Convert:

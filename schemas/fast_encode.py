@@ -74,19 +74,23 @@ def _timestamp_millis(value: datetime) -> bytes:
     return long_bytes((value - _EPOCH) // _MILLISECOND)
 
 
-def _cached(encode: FieldEncoder) -> FieldEncoder:
-    cache: dict[Any, bytes] = {}
+def cached(
+    convert: Callable[[Any], Any], key: Callable[[Any], Any] | None = None
+) -> Callable[[Any], Any]:
+    """``convert`` memoized per value (or per ``key(value)``), in a bounded dict."""
+    cache: dict[Any, Any] = {}
 
-    def cached(value: Any) -> bytes:
-        found = cache.get(value)
+    def memoized(value: Any) -> Any:
+        k = value if key is None else key(value)
+        found = cache.get(k)
         if found is None:
             if len(cache) >= CACHE_LIMIT:
                 cache.clear()
-            found = encode(value)
-            cache[value] = found
+            found = convert(value)
+            cache[k] = found
         return found
 
-    return cached
+    return memoized
 
 
 def _field_encoder(schema: Any) -> tuple[FieldEncoder, bool]:
@@ -157,7 +161,7 @@ class RecordEncoder:
         encoders = []
         for f in schema["fields"]:
             encode, cacheable = _field_encoder(f["type"])
-            encoders.append(_cached(encode) if cacheable else encode)
+            encoders.append(cached(encode) if cacheable else encode)
         self._encoders = tuple(encoders)
         encoded = codec.encode(sample, topic)
         body = io.BytesIO()

@@ -154,17 +154,16 @@ _TRANSIENT = (
 )
 
 
-async def init_connection(conn: Any) -> None:
-    """Per-connection set-up: the temp tables COPY writes into."""
-    await conn.execute(_TEMP_TABLES)
+async def create_pool(
+    database_url: str, *, max_size: int = 3, temp_tables: str = _TEMP_TABLES
+) -> Any:
+    """An asyncpg pool whose connections have a sink's temp tables (``temp_tables`` DDL)."""
 
+    async def init(conn: Any) -> None:
+        await conn.execute(temp_tables)
 
-async def create_pool(database_url: str, *, max_size: int = 3) -> Any:
-    """An asyncpg pool whose connections have the sink's temp tables."""
     try:
-        return await asyncpg.create_pool(
-            database_url, min_size=1, max_size=max_size, init=init_connection
-        )
+        return await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, init=init)
     except _TRANSIENT as e:
         raise SinkUnavailableError(f"postgres: {type(e).__name__}: {e}") from e
 
@@ -317,11 +316,18 @@ def _rule_set_row(value: RuleSet) -> tuple[Any, ...]:
     return (value.ruleset_id, value.version, value.game.value, params, value.effective_from)
 
 
-async def _connect(database_url: str, stop: asyncio.Event) -> Any:
+async def connect(
+    database_url: str,
+    stop: asyncio.Event,
+    *,
+    max_size: int = 3,
+    temp_tables: str = _TEMP_TABLES,
+) -> Any:
+    """A sink's pool, retried with backoff while Postgres is unreachable; None if stopped."""
     delay = 0.2
     while True:
         try:
-            return await create_pool(database_url)
+            return await create_pool(database_url, max_size=max_size, temp_tables=temp_tables)
         except TransientError as e:
             log.warning("sink.connect_retry", operation="connect", delay_s=delay, error=str(e))
             if await wait_or_stop(stop, delay):
@@ -333,7 +339,7 @@ async def run_postgres_sink(
     settings: Settings, stop: asyncio.Event, *, config: RunnerConfig | None = None
 ) -> None:
     """``scoreline sinks`` (Postgres half): run until ``stop`` is set."""
-    pool = await _connect(resolve_urls(settings).database_url, stop)
+    pool = await connect(resolve_urls(settings).database_url, stop)
     if pool is None:
         return
     try:

@@ -48,7 +48,6 @@ import asyncpg
 from aiokafka import TopicPartition
 from prometheus_client import Counter
 
-from core.exceptions import TransientError
 from core.logging import get_logger
 from core.settings import Settings
 from core.stack import resolve_urls
@@ -67,7 +66,8 @@ from schemas.records import (
     MarketUpdated,
 )
 from schemas.records.outputs import LedgerEntryPosted  # not in schemas.records.__all__ (yet)
-from sinks.base import Batch, ConsumedRecord, RunnerConfig, run_sink, wait_or_stop
+from sinks import postgres
+from sinks.base import Batch, ConsumedRecord, RunnerConfig, run_sink
 from sinks.exceptions import ConstraintViolationError, SinkUnavailableError
 from sinks.offsets import load_pg_offsets, store_pg_offsets
 from sinks.postgres import _POISON, _TRANSIENT
@@ -271,19 +271,9 @@ async def _translated() -> AsyncIterator[None]:
         raise SinkUnavailableError(f"postgres: {type(e).__name__}: {e}") from e
 
 
-async def init_connection(conn: Any) -> None:
-    """Per-connection set-up: the temp tables COPY writes into."""
-    await conn.execute(_TEMP_TABLES)
-
-
 async def create_pool(database_url: str, *, max_size: int = 2) -> Any:
     """An asyncpg pool whose connections have this sink's temp tables."""
-    try:
-        return await asyncpg.create_pool(
-            database_url, min_size=1, max_size=max_size, init=init_connection
-        )
-    except _TRANSIENT as e:
-        raise SinkUnavailableError(f"postgres: {type(e).__name__}: {e}") from e
+    return await postgres.create_pool(database_url, max_size=max_size, temp_tables=_TEMP_TABLES)
 
 
 @dataclass
@@ -499,23 +489,12 @@ def _ledger_row(value: LedgerEntryPosted) -> tuple[Any, ...]:
     )
 
 
-async def _connect(database_url: str, stop: asyncio.Event) -> Any:
-    delay = 0.2
-    while True:
-        try:
-            return await create_pool(database_url)
-        except TransientError as e:
-            log.warning("sink.connect_retry", operation="connect", delay_s=delay, error=str(e))
-            if await wait_or_stop(stop, delay):
-                return None
-            delay = min(delay * 2, 5.0)
-
-
 async def run_markets_sink(
     settings: Settings, stop: asyncio.Event, *, config: RunnerConfig | None = None
 ) -> None:
     """``scoreline sinks`` (the credit games' Postgres half): run until ``stop`` is set."""
-    pool = await _connect(resolve_urls(settings).database_url, stop)
+    url = resolve_urls(settings).database_url
+    pool = await postgres.connect(url, stop, max_size=2, temp_tables=_TEMP_TABLES)
     if pool is None:
         return
     try:

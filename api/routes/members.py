@@ -15,10 +15,9 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.exceptions import RequestValidationError
 
 from api.boards import postgres_connection
-from api.deps import MAX_ID_LENGTH, PoolDep
+from api.deps import MAX_ID_LENGTH, CursorQuery, PoolDep, decode_cursor
 from api.errors import NotFoundError
 from api.models import (
     BalancePublic,
@@ -63,27 +62,8 @@ class AccountNotFoundError(NotFoundError):
         super().__init__(f"member {member_id!r} has no credits account (no ledger entry yet)")
 
 
-def get_bet_cursor(
-    cursor: Annotated[
-        str | None, Query(max_length=1024, description="next_cursor of the previous page")
-    ] = None,
-) -> BetCursor | None:
-    """The decoded cursor; a garbled one is a 422 like any other bad query parameter."""
-    if cursor is None:
-        return None
-    try:
-        return BetCursor.decode(cursor)
-    except ValueError as e:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "cursor"),
-                    "msg": f"Value error, {e}",
-                    "input": cursor,
-                }
-            ]
-        ) from e
+def get_bet_cursor(cursor: CursorQuery = None) -> BetCursor | None:
+    return decode_cursor(BetCursor.decode, cursor)
 
 
 BetCursorDep = Annotated[BetCursor | None, Depends(get_bet_cursor)]
