@@ -35,6 +35,7 @@ from sinks.redis_layout import board_key, decode_score
 from streams.app import app_id
 from streams.rules.predictions import PredictionRules, Score, score_prediction
 from tests.bench.conftest import record
+from tests.bench.probe import BoardProbe
 from tests.builders import a_match
 from tests.e2e import create_topics, group_offset
 from tests.processes import Role, role_env
@@ -210,8 +211,8 @@ async def test_predictions_throughput_and_latency(
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
     leagues = max(ENTRIES // LEAGUE, 1)
     probes = {
-        "first": LeagueProbe(redis, settings.redis_prefix, 0),
-        "last": LeagueProbe(redis, settings.redis_prefix, max(leagues - 1, 0)),
+        "first": league_probe(redis, settings.redis_prefix, 0),
+        "last": league_probe(redis, settings.redis_prefix, max(leagues - 1, 0)),
     }
 
     out = producer(settings)
@@ -285,37 +286,11 @@ async def test_predictions_throughput_and_latency(
     print(figures)  # noqa: T201 - the benchmark prints its figures
 
 
-class LeagueProbe:
-    """When each member of one league first shows its final total in Redis."""
-
-    def __init__(self, redis: aioredis.Redis, prefix: str, league: int) -> None:
-        self.redis = redis
-        self.key = board_key(prefix, f"league:l{league:03d}")
-        members = range(league * LEAGUE, min((league + 1) * LEAGUE, ENTRIES))
-        self.pending = {f"m{i:06d}": expected_total(i) for i in members}
-        self.seen: list[float] = []
-
-    @property
-    def done(self) -> bool:
-        return not self.pending
-
-    async def sample(self, t0: float) -> None:
-        if not self.pending:
-            return
-        members = list(self.pending)
-        scores = await self.redis.zmscore(self.key, members)
-        now = time.perf_counter() - t0
-        for member, score in zip(members, scores, strict=True):
-            if score is not None and decode_score(score)[0] == self.pending[member]:
-                del self.pending[member]
-                self.seen.append(now)
-
-    def percentile_ms(self, q: float) -> int:
-        ordered = sorted(self.seen)
-        return round(ordered[max(int(len(ordered) * q) - 1, 0)] * 1000)
-
-    def __repr__(self) -> str:
-        return f"{self.key}: {len(self.pending)} pending"
+def league_probe(redis: aioredis.Redis, prefix: str, league: int) -> BoardProbe:
+    """The probe of league ``league`` (members ``league * LEAGUE`` onwards)."""
+    members = range(league * LEAGUE, min((league + 1) * LEAGUE, ENTRIES))
+    want = {f"m{i:06d}": expected_total(i) for i in members}
+    return BoardProbe(redis, prefix, f"league:l{league:03d}", want)
 
 
 async def _reached(offset: Awaitable[int], end: int, roles: dict[str, Role]) -> bool:

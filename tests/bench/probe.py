@@ -1,0 +1,45 @@
+"""Latency probes shared by the benchmarks."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+
+from sinks.redis_layout import board_key, decode_score
+
+
+class BoardProbe:
+    """When each member of a board first shows its final total in Redis."""
+
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, board_id: str, want: dict[str, Decimal]
+    ) -> None:
+        self.redis = redis
+        self.key = board_key(prefix, board_id)
+        self.pending = dict(want)
+        self.seen: list[float] = []
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    async def sample(self, t0: float) -> None:
+        """One look at the board (ZMSCORE of the members not final yet)."""
+        if not self.pending:
+            return
+        members = list(self.pending)
+        scores = await self.redis.zmscore(self.key, members)
+        now = time.perf_counter() - t0
+        for member, score in zip(members, scores, strict=True):
+            if score is not None and decode_score(score)[0] == self.pending[member]:
+                del self.pending[member]
+                self.seen.append(now)
+
+    def percentile_ms(self, q: float) -> int:
+        ordered = sorted(self.seen)
+        return round(ordered[max(int(len(ordered) * q) - 1, 0)] * 1000)
+
+    def __repr__(self) -> str:
+        return f"{self.key}: {len(self.pending)} pending"
