@@ -24,6 +24,7 @@ from producers.bets_simulator import generate_bets, generate_markets, oracle_for
 from schemas.catalog import SETTLEMENTS
 from schemas.records import BetSettled
 from streams.rules.boards import BoardLine
+from streams.rules.markets import MarketsOracle
 from tests.e2e import create_topics
 from tests.integration.test_api_boards import api_client
 from tests.integration.test_settlement import publish, read_committed
@@ -38,6 +39,31 @@ CONVERGE_S = 600
 
 def pnl_only(boards: Mapping[str, Mapping[str, BoardLine]]) -> Boards:
     return {b: dict(lines) for b, lines in boards.items() if b.startswith("pnl:")}
+
+
+async def assert_ledger_equals(database_url: str, expected: MarketsOracle) -> None:
+    """The credit ledger and balances in Postgres are the oracle's, to the cent."""
+    pool = await asyncpg.connect(database_url)
+    try:
+        ledger = {
+            row["idempotency_key"]: row["amount"]
+            for row in await pool.fetch("select idempotency_key, amount from credit_ledger")
+        }
+        balances = {
+            row["member_id"]: row["balance"]
+            for row in await pool.fetch("select member_id, balance from credit_balances")
+        }
+        drift = await pool.fetch(
+            "select b.member_id from credit_balances b join ("
+            " select member_id, sum(amount) as total from credit_ledger group by member_id"
+            ") l using (member_id) where b.balance <> l.total"
+        )
+    finally:
+        await pool.close()
+    assert ledger == {key: entry.amount for key, entry in expected.ledger.items()}
+    assert balances == dict(expected.balances)
+    assert drift == [], "a balance differs from the sum of its ledger"
+    assert all(Decimal(0) <= b <= Decimal(1_000_000) for b in balances.values())
 
 
 async def test_a_season_of_markets_ends_equal_to_the_oracle(
@@ -69,24 +95,8 @@ async def test_a_season_of_markets_ends_equal_to_the_oracle(
 
     await eventually(settled, timeout=CONVERGE_S, interval=2.0, what="ledger and PnL boards")
 
-    ledger = {
-        row["idempotency_key"]: row["amount"]
-        for row in await pool.fetch("select idempotency_key, amount from credit_ledger")
-    }
-    assert ledger == {key: entry.amount for key, entry in expected.ledger.items()}
-    balances = {
-        row["member_id"]: row["balance"]
-        for row in await pool.fetch("select member_id, balance from credit_balances")
-    }
-    assert balances == dict(expected.balances)
-    drift = await pool.fetch(
-        "select b.member_id from credit_balances b join ("
-        " select member_id, sum(amount) as total from credit_ledger group by member_id"
-        ") l using (member_id) where b.balance <> l.total"
-    )
-    assert drift == [], "a balance differs from the sum of its ledger"
-    assert all(Decimal(0) <= b <= Decimal(1_000_000) for b in balances.values())
     await pool.close()
+    await assert_ledger_equals(database_url, expected)
 
     assert settings.redis_url is not None
     cached = nonzero(
