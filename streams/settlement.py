@@ -34,7 +34,7 @@ import gc
 import heapq
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,8 +62,7 @@ from schemas.catalog import (
 )
 from schemas.codec import AvroCodec
 from schemas.fast_decode import RecordDecoder
-from schemas.fast_encode import RecordEncoder, long_bytes, string_bytes
-from schemas.loader import parsed_schema
+from schemas.fast_encode import RecordEncoder
 from schemas.records import (
     AvroRecord,
     BetPlaced,
@@ -463,62 +462,41 @@ class OutputEncoder:
     """(catalog topic, key, value bytes) of each output, byte for byte what the codec writes.
 
     The per-bet records (BetSettled, LedgerEntryPosted, ScoreAwarded: hundreds of thousands
-    when a big market resolves) are written here field by field: their strings encoded on
-    each call, and the runs of fields that take few values (status, amounts, versions,
-    times, boards) cached as whole byte strings, a lookup each. The header is the codec's
-    (:class:`~schemas.fast_encode.RecordEncoder`); the other records go through the codec.
+    when a big market resolves) go through the compiled encoders of
+    :mod:`schemas.fast_encode`; the other records through the codec.
     ``tests/unit/test_settling.py`` checks the bytes against the codec.
     """
 
     def __init__(self, codec: AvroCodec) -> None:
         self.codec = codec
         now, zero = datetime.now(UTC), Decimal("0.00")
-        samples: tuple[tuple[Output, str], ...] = (
-            (
-                BetSettled(
-                    bet_id="b",
-                    member_id="m",
-                    status=SettlementStatus.LOST,
-                    stake=zero,
-                    payout=zero,
-                    version=1,
-                    idempotency_key="k",
-                    settled_at=now,
-                ),
-                SETTLEMENTS,
-            ),
-            (
-                LedgerEntryPosted(
-                    idempotency_key="k", member_id="m", kind="", amount=zero, posted_at=now
-                ),
-                CREDITS_LEDGER,
-            ),
-            (
-                ScoreAwarded(
-                    member_id="m",
-                    board_ids=(),
-                    points_delta=zero,
-                    reason="",
-                    source="",
-                    rule_version=0,
-                    result_version=0,
-                    idempotency_key="k",
-                    awarded_at=now,
-                ),
-                SCORES,
-            ),
+        settled = BetSettled(
+            bet_id="b",
+            member_id="m",
+            status=SettlementStatus.LOST,
+            stake=zero,
+            payout=zero,
+            version=1,
+            idempotency_key="k",
+            settled_at=now,
         )
-        headers = [RecordEncoder(codec, r.schema_name, name, r).header for r, name in samples]
-        self._settled_header, self._entry_header, self._award_header = headers
-        status = next(f for f in parsed_schema("BetSettled")["fields"] if f["name"] == "status")
-        self._status = {
-            SettlementStatus(symbol): long_bytes(i)
-            for i, symbol in enumerate(status["type"]["symbols"])
-        }
-        self._runs: dict[tuple[Any, ...], bytes] = {}
-        for record, name in samples:  # the layout below is the schema's, or fail at start
-            if self(record)[2] != codec.encode(record, name):
-                raise TypeError(f"the {record.schema_name} layout is not its schema's")
+        entry = LedgerEntryPosted(
+            idempotency_key="k", member_id="m", kind="", amount=zero, posted_at=now
+        )
+        award = ScoreAwarded(
+            member_id="m",
+            board_ids=(),
+            points_delta=zero,
+            reason="",
+            source="",
+            rule_version=0,
+            result_version=0,
+            idempotency_key="k",
+            awarded_at=now,
+        )
+        self._settled = RecordEncoder(codec, "BetSettled", SETTLEMENTS, settled).encode
+        self._entry = RecordEncoder(codec, "LedgerEntryPosted", CREDITS_LEDGER, entry).encode
+        self._award = RecordEncoder(codec, "ScoreAwarded", SCORES, award).encode
 
     def __call__(self, output: Output) -> tuple[str, bytes, bytes]:
         if isinstance(output, LedgerEntryPosted):
@@ -529,109 +507,3 @@ class OutputEncoder:
             return SCORES, output.member_id.encode(), self._award(output)
         name = ENTRIES_REJECTED if isinstance(output, EntryRejected) else NOTIFICATIONS
         return name, output.member_id.encode(), self.codec.encode(output, name)
-
-    def _run(self, key: tuple[Any, ...]) -> bytes:
-        """The bytes of a run of fields, from its cache key (kind, field values...)."""
-        found = self._runs.get(key)
-        if found is None:
-            if len(self._runs) > 50_000:
-                self._runs.clear()
-            found = _RUNS[key[0]](self, *key[1:])
-            self._runs[key] = found
-        return found
-
-    def _settled(self, s: BetSettled) -> bytes:
-        # bet_id, member_id | status, stake, payout, version | idempotency_key |
-        # settled_at, previous_payout, board_ids
-        middle = self._run(("settled", s.status, s.stake, s.payout, s.version))
-        tail = self._run(("settled_tail", s.settled_at, s.previous_payout, s.board_ids))
-        return b"".join(
-            (
-                self._settled_header,
-                string_bytes(s.bet_id),
-                string_bytes(s.member_id),
-                middle,
-                string_bytes(s.idempotency_key),
-                tail,
-            )
-        )
-
-    def _entry(self, e: LedgerEntryPosted) -> bytes:
-        # idempotency_key, member_id | kind, amount | bet_id | version, posted_at
-        bet_id = _NULL if e.bet_id is None else _SECOND + string_bytes(e.bet_id)
-        return b"".join(
-            (
-                self._entry_header,
-                string_bytes(e.idempotency_key),
-                string_bytes(e.member_id),
-                self._run(("entry", e.kind, e.amount)),
-                bet_id,
-                self._run(("entry_tail", e.version, e.posted_at)),
-            )
-        )
-
-    def _award(self, a: ScoreAwarded) -> bytes:
-        # member_id | board_ids, points_delta, exact_delta, total, reason | source |
-        # rule_version, result_version | idempotency_key | awarded_at
-        head = (a.board_ids, a.points_delta, a.exact_delta, a.total, a.reason)
-        return b"".join(
-            (
-                self._award_header,
-                string_bytes(a.member_id),
-                self._run(("award", *head)),
-                string_bytes(a.source),
-                self._run(("award_versions", a.rule_version, a.result_version)),
-                string_bytes(a.idempotency_key),
-                self._run(("time", a.awarded_at)),
-            )
-        )
-
-
-#: Avro union branch tags: the first branch (null in these schemas), the second.
-_NULL, _SECOND = long_bytes(0), long_bytes(1)
-
-
-def _money(value: Decimal) -> bytes:
-    """A ``decimal(18, 2)`` as fastavro writes it: minimal two's complement, big-endian."""
-    sign, digits, exponent = value.as_tuple()
-    shift = int(exponent) + 2
-    if shift < 0:
-        raise ValueError(f"{value} has more than 2 decimals")
-    unscaled: int = int("".join(map(str, digits)) or "0") * 10**shift
-    data = (-unscaled if sign else unscaled).to_bytes(
-        (unscaled.bit_length() + 8) // 8, "big", signed=True
-    )
-    return long_bytes(len(data)) + data
-
-
-def _millis(at: datetime) -> bytes:
-    return long_bytes((at - _EPOCH) // _MILLISECOND)
-
-
-def _strings(values: Sequence[str]) -> bytes:
-    if not values:
-        return b"\x00"
-    return long_bytes(len(values)) + b"".join(map(string_bytes, values)) + b"\x00"
-
-
-_RUNS: dict[str, Callable[..., bytes]] = {
-    "settled": lambda enc, status, stake, payout, version: (
-        enc._status[status] + _money(stake) + _money(payout) + long_bytes(version)
-    ),
-    "settled_tail": lambda _, at, previous, boards: (
-        _millis(at) + (_NULL if previous is None else _SECOND + _money(previous)) + _strings(boards)
-    ),
-    "entry": lambda _, kind, amount: string_bytes(kind) + _money(amount),
-    "entry_tail": lambda _, version, at: (
-        (_NULL if version is None else _SECOND + long_bytes(version)) + _millis(at)
-    ),
-    "award": lambda _, boards, delta, exact, total, reason: (
-        _strings(boards)
-        + _money(delta)
-        + long_bytes(exact)
-        + (_NULL if total is None else _SECOND + _money(total))
-        + string_bytes(reason)
-    ),
-    "award_versions": lambda _, rule, result: long_bytes(rule) + long_bytes(result),
-    "time": lambda _, at: _millis(at),
-}
