@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.settings import Settings
 from core.stack.process import free_port, pid_alive, stop_pid
@@ -86,3 +90,43 @@ class Role:
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a ``scoreline`` command run as an operator runs it ended with."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def out(self) -> str:
+        """stdout with whitespace collapsed (rich wraps long lines)."""
+        return " ".join(self.stdout.split())
+
+    @property
+    def err(self) -> str:
+        return " ".join(self.stderr.split())
+
+
+async def scoreline(settings: Settings, *args: str, timeout: float = 180) -> Run:
+    """``scoreline ARGS`` as an operator runs it: its own process, its exit code."""
+    process = await asyncio.create_subprocess_exec(
+        SCORELINE,
+        *args,
+        env=role_env(settings, SCORELINE_LOG_LEVEL="WARNING", COLUMNS="200"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Run(process.returncode, out.decode(), err.decode())

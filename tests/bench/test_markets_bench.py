@@ -23,11 +23,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from core.kafka import BatchSender, consumer, producer
+from core.kafka import BatchSender, producer
 from core.settings import Settings
-from schemas.catalog import ENTRIES_BETS, FIXTURES_MARKETS, SETTLEMENTS, topic
+from schemas.catalog import ENTRIES_BETS, FIXTURES_MARKETS, SETTLEMENTS, spec, topic
 from schemas.codec import AvroCodec
 from schemas.records import (
     BetKind,
@@ -41,6 +40,7 @@ from schemas.records import (
 )
 from streams.rules.markets import credit_payout, oracle
 from tests.bench.conftest import record
+from tests.bench.lower_bound import Transform, aiokafka_loop
 from tests.bench.probe import BoardProbe
 from tests.e2e import create_topics
 from tests.processes import Role, role_env
@@ -123,51 +123,27 @@ async def publish(settings: Settings, codec: AvroCodec, bets: list[BetPlaced]) -
         await out.stop()
 
 
-async def aiokafka_lower_bound(settings: Settings, codec: AvroCodec) -> float:
-    """Consume the bets, settle them (the market resolved Yes), produce: bets per second."""
-    sink = f"{settings.topic_prefix}bench.settle-lower-bound"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(sink, 4, 1)])
-    await admin.close()
-    reader = consumer(settings)
-    out = producer(settings, linger_ms=20, max_batch_size=1 << 20)
-    await reader.start()
-    await out.start()
-    name = topic(ENTRIES_BETS, settings.topic_prefix)
-    tps = [TopicPartition(name, p) for p in range(4)]
-    try:
-        reader.assign(tps)
-        for tp in tps:
-            await reader.seek_to_beginning(tp)
-        started, done = time.perf_counter(), 0
-        while done < BETS:
-            batch = await reader.getmany(timeout_ms=1000, max_records=20_000)
-            for records in batch.values():
-                for rec in records:
-                    placed = codec.decode(rec.value or b"")
-                    assert isinstance(placed, BetPlaced)
-                    won = placed.legs[0].selection == "Yes"
-                    payout = credit_payout(placed.stake, PRICE) if won else Decimal("0.00")
-                    settled = BetSettled(
-                        bet_id=placed.bet_id,
-                        member_id=placed.member_id,
-                        status=SettlementStatus.WON if won else SettlementStatus.LOST,
-                        stake=placed.stake,
-                        payout=payout,
-                        version=1,
-                        idempotency_key=f"settle:{placed.bet_id}:1",
-                        settled_at=resolution().resolved_at,
-                    )
-                    await out.send(
-                        sink, key=placed.bet_id.encode(), value=codec.encode(settled, SETTLEMENTS)
-                    )
-                    done += 1
-        await out.flush()
-        return done / (time.perf_counter() - started)
-    finally:
-        await reader.stop()
-        await out.stop()
+def settle_bet(codec: AvroCodec) -> Transform:
+    """The lower bound's work per bet: decode, settle (the market resolved Yes), encode."""
+
+    def work(value: bytes) -> tuple[bytes, bytes]:
+        placed = codec.decode(value)
+        assert isinstance(placed, BetPlaced)
+        won = placed.legs[0].selection == "Yes"
+        payout = credit_payout(placed.stake, PRICE) if won else Decimal("0.00")
+        settled = BetSettled(
+            bet_id=placed.bet_id,
+            member_id=placed.member_id,
+            status=SettlementStatus.WON if won else SettlementStatus.LOST,
+            stake=placed.stake,
+            payout=payout,
+            version=1,
+            idempotency_key=f"settle:{placed.bet_id}:1",
+            settled_at=resolution().resolved_at,
+        )
+        return placed.bet_id.encode(), codec.encode(settled, SETTLEMENTS)
+
+    return work
 
 
 async def test_settlement_throughput_and_latency(
@@ -199,7 +175,9 @@ async def test_settlement_throughput_and_latency(
     ingest_started = time.perf_counter()
     await eventually(judged, timeout=900, interval=1.0, what="every bet judged and staked")
     ingest_s = time.perf_counter() - ingest_started
-    lower_bound = await aiokafka_lower_bound(settings, codec)
+    bets_topic = topic(ENTRIES_BETS, settings.topic_prefix)
+    tps = [TopicPartition(bets_topic, p) for p in range(spec(ENTRIES_BETS).partitions)]
+    lower_bound = await aiokafka_loop(settings, "settle-lower-bound", tps, BETS, settle_bet(codec))
 
     overall = next(b for b in expected.boards if b.endswith(":overall"))
     want = {member: line.total for member, line in expected.boards[overall].items()}

@@ -24,17 +24,17 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from core.kafka import consumer, producer
 from core.settings import Settings
-from schemas.catalog import ENTRIES_PREDICTIONS, FIXTURES_MATCHES, RULES, topic
+from schemas.catalog import ENTRIES_PREDICTIONS, FIXTURES_MATCHES, RULES, SCORES, topic
 from schemas.codec import AvroCodec
 from schemas.records import Game, MatchStatus, MatchUpdated, PredictionPlaced, RuleSet, ScoreAwarded
 from sinks.redis_layout import board_key, decode_score
 from streams.app import app_id
 from streams.rules.predictions import PredictionRules, Score, score_prediction
 from tests.bench.conftest import record
+from tests.bench.lower_bound import Transform, aiokafka_loop
 from tests.bench.probe import BoardProbe
 from tests.builders import a_match
 from tests.e2e import create_topics, group_offset
@@ -118,53 +118,28 @@ async def entries_partition(settings: Settings) -> tuple[TopicPartition, int]:
         await reader.stop()
 
 
-async def aiokafka_lower_bound(
-    settings: Settings, codec: AvroCodec, tp: TopicPartition, end: int
-) -> float:
-    """Consume the guesses, score them, produce the awards: entries per second."""
-    sink = f"{settings.topic_prefix}bench.lower-bound"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await admin.create_topics([NewTopic(sink, 4, 1)])
-    await admin.close()
-    reader = consumer(settings)
-    out = producer(settings, linger_ms=20, max_batch_size=1 << 20)
-    await reader.start()
-    await out.start()
-    try:
-        reader.assign([tp])
-        await reader.seek_to_beginning(tp)
-        started = time.perf_counter()
-        done = 0
-        while done < end:
-            batch = await reader.getmany(tp, timeout_ms=1000, max_records=20_000)
-            for rec in batch.get(tp, []):
-                entry = codec.decode(rec.value or b"")
-                assert isinstance(entry, PredictionPlaced)
-                award = score_prediction(
-                    Score(entry.home_goals, entry.away_goals), RESULT, RULES_V1
-                )
-                value = ScoreAwarded(
-                    member_id=entry.member_id,
-                    board_ids=("tournament:17", *(f"league:{lg}" for lg in entry.league_ids)),
-                    points_delta=award.points,
-                    exact_delta=int(award.exact),
-                    reason=award.reason,
-                    source=f"prediction:{MATCH}:{entry.entry_id}",
-                    rule_version=1,
-                    result_version=1,
-                    idempotency_key=f"score:{MATCH}:{entry.entry_id}:1:1",
-                    awarded_at=KICKOFF,
-                )
-                await out.send(
-                    sink, key=entry.member_id.encode(), value=codec.encode(value, "scores")
-                )
-                done += 1
-        await out.flush()
-        return done / (time.perf_counter() - started)
-    finally:
-        await reader.stop()
-        await out.stop()
+def score_guess(codec: AvroCodec) -> Transform:
+    """The lower bound's work per guess: decode, score, encode the award."""
+
+    def work(value: bytes) -> tuple[bytes, bytes]:
+        entry = codec.decode(value)
+        assert isinstance(entry, PredictionPlaced)
+        award = score_prediction(Score(entry.home_goals, entry.away_goals), RESULT, RULES_V1)
+        scored = ScoreAwarded(
+            member_id=entry.member_id,
+            board_ids=("tournament:17", *(f"league:{lg}" for lg in entry.league_ids)),
+            points_delta=award.points,
+            exact_delta=int(award.exact),
+            reason=award.reason,
+            source=f"prediction:{MATCH}:{entry.entry_id}",
+            rule_version=1,
+            result_version=1,
+            idempotency_key=f"score:{MATCH}:{entry.entry_id}:1:1",
+            awarded_at=KICKOFF,
+        )
+        return entry.member_id.encode(), codec.encode(scored, SCORES)
+
+    return work
 
 
 def expected_total(i: int) -> Decimal:
@@ -206,7 +181,7 @@ async def test_predictions_throughput_and_latency(
         what="the worker indexed every guess",
     )
     ingest_s = time.perf_counter() - ingest_started
-    lower_bound = await aiokafka_lower_bound(settings, codec, tp, end)
+    lower_bound = await aiokafka_loop(settings, "lower-bound", [tp], end, score_guess(codec))
 
     redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
     leagues = max(ENTRIES // LEAGUE, 1)

@@ -26,11 +26,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from api.app import create_app
 from core.settings import Settings
 from core.stack.process import free_port
 from sinks.redis_layout import board_key, boards_key, encode_score, meta_key
 from streams.rules.boards import BoardLine, rank_board, sort_key
+from tests.api import api_client
 from tests.support import unique
 
 Line = tuple[str, str, int]  # (member_id, total, exact_count)
@@ -95,15 +95,6 @@ async def drop_from_redis(settings: Settings, board_id: str, *members: str) -> N
     async with redis_client(settings) as client:
         key = board_key(settings.redis_prefix, board_id)
         await (client.zrem(key, *members) if members else client.delete(key))
-
-
-@asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
 
 
 def expected(lines: Iterable[Line]) -> list[Body]:

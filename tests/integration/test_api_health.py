@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import httpx
 from pydantic import SecretStr
 
-from api.app import create_app
 from core.settings import Settings
 from core.stack.process import free_port
-
-
-@asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, reached over an ASGI transport."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+from tests.api import api_client
 
 
 async def test_ready_when_postgres_and_redis_answer(settings: Settings) -> None:

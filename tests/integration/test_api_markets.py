@@ -33,7 +33,7 @@ from schemas.records import (
 from schemas.records.fixtures import MarketKind
 from sinks.base import Batch, ConsumedRecord
 from sinks.postgres_markets import TOPICS, MarketsPostgresSink, create_pool
-from tests.integration.test_api_boards import api_client
+from tests.api import api_client
 from tests.integration.test_markets_sink import Season, a_season
 from tests.support import unique
 

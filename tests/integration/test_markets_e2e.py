@@ -25,8 +25,8 @@ from schemas.catalog import SETTLEMENTS
 from schemas.records import BetSettled
 from streams.rules.boards import BoardLine
 from streams.rules.markets import MarketsOracle
+from tests.api import api_client
 from tests.e2e import create_topics
-from tests.integration.test_api_boards import api_client
 from tests.integration.test_settlement import publish, read_committed
 from tests.oracle import Boards, differences, nonzero, postgres_boards, redis_boards
 from tests.processes import Role

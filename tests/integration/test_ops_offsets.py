@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,7 +38,7 @@ from tests.conftest import Services
 from tests.integration.test_postgres_sink import a_score, produce, running
 from tests.integration.test_redis_sink import an_update, board
 from tests.integration.test_redis_sink import caught_up as redis_caught_up
-from tests.processes import SCORELINE, Role, role_env
+from tests.processes import Role, role_env, scoreline
 from tests.support import eventually, unique
 
 PARTITIONS = spec(ENTRIES_PREDICTIONS).partitions
@@ -47,44 +46,6 @@ PER_PARTITION = 10
 
 
 # -- the CLI, as a process and in-process (shared with the other ops tests) --------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def out(self) -> str:
-        """stdout with whitespace collapsed (rich wraps long lines)."""
-        return " ".join(self.stdout.split())
-
-    @property
-    def err(self) -> str:
-        return " ".join(self.stderr.split())
-
-
-async def scoreline(settings: Settings, *args: str, timeout: float = 120) -> Run:
-    """``scoreline ARGS`` as an operator runs it: its own process, its exit code."""
-    process = await asyncio.create_subprocess_exec(
-        SCORELINE,
-        *args,
-        env=role_env(settings, SCORELINE_LOG_LEVEL="WARNING", COLUMNS="200"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -24,7 +24,8 @@ from schemas.codec import AvroCodec
 from schemas.compatibility import sample
 from schemas.loader import parsed_schema
 from schemas.records import RECORD_TYPES, DeadLetter
-from tests.integration.test_ops_offsets import invoke, scoreline
+from tests.integration.test_ops_offsets import invoke
+from tests.processes import scoreline
 from tests.support import eventually
 
 FIELDS = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -55,42 +55,12 @@ from tests.builders import KICKOFF, TOURNAMENT_ID, a_match
 from tests.e2e import RoundScenario, a_round, create_topics, football_poller, play
 from tests.integration.test_predictions_e2e import api_board
 from tests.oracle import differences, nonzero, postgres_boards, redis_boards, scores_topic
-from tests.processes import SCORELINE, Role, role_env
+from tests.processes import Role, Run, scoreline
 from tests.support import eventually
 
 CONVERGE_S = 240
 RULESET_ID = f"predictions:{TOURNAMENT_ID}"
 NEW_RULES = PredictionRules(RULESET_ID, 2, exact_score=Decimal("10"))
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def out(self) -> str:
-        return " ".join(self.stdout.split())
-
-
-async def scoreline(settings: Settings, *args: str, timeout: float = 180) -> Run:
-    """``scoreline ARGS`` in its own process, as an operator runs it."""
-    process = await asyncio.create_subprocess_exec(
-        SCORELINE,
-        *args,
-        env=role_env(settings, SCORELINE_LOG_LEVEL="WARNING", COLUMNS="200"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
 
 
 async def reprocess(settings: Settings, version: int, *args: str) -> Run:

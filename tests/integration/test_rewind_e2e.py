@@ -37,9 +37,8 @@ from schemas.records import PredictionPlaced
 from streams.app import app_id
 from tests.builders import KICKOFF
 from tests.e2e import RoundScenario, a_round, create_topics, football_poller, play
-from tests.integration.test_ops_offsets import Run, scoreline
 from tests.oracle import differences, nonzero, postgres_boards, redis_boards, scores_topic
-from tests.processes import Role
+from tests.processes import Role, Run, scoreline
 from tests.support import eventually
 
 CONVERGE_S = 240
