@@ -13,9 +13,11 @@ re-apply as no-ops).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -44,48 +46,36 @@ TOPICS = (LEADERBOARD_UPDATES,)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # KEYS: offsets hash, boards set, then per board: sorted set, versions hash, meta hash.
-# ARGV: offset pair count, board count, the offset pairs (field, next offset), the board
-# ids, each board's newest updated_at in the batch, then four per update: board number
-# (1-based), member, version, score (one update per line: the newest of the batch).
+# ARGV[1]: the batch as JSON (cjson decodes it in C: one argument instead of four per
+# line, which the client packs in Python): {"offsets": [field, next offset, ...],
+# "boards": [[board id, newest updated_at, [member, version, score, ...]], ...]}, in
+# the order of KEYS; one line per (board, member): the newest of the batch.
 APPLY_BATCH = """
-local pairs_n = tonumber(ARGV[1])
-local boards_n = tonumber(ARGV[2])
-local first_board = 3 + pairs_n * 2
-local first_at = first_board + boards_n
-local groups = {}
-local i = first_at + boards_n
-while i <= #ARGV do
-  local b = tonumber(ARGV[i])
-  local g = groups[b]
-  if not g then
-    g = {members = {}, versions = {}, scores = {}}
-    groups[b] = g
-  end
-  local n = #g.members + 1
-  g.members[n] = ARGV[i + 1]
-  g.versions[n] = ARGV[i + 2]
-  g.scores[n] = ARGV[i + 3]
-  i = i + 4
-end
+local batch = cjson.decode(ARGV[1])
 local applied = 0
-for b = 1, boards_n do
-  redis.call('SADD', KEYS[2], ARGV[first_board + b - 1])
-  local g = groups[b]
+for b, board in ipairs(batch.boards) do
+  redis.call('SADD', KEYS[2], board[1])
+  local lines = board[3]
   local k = 3 + (b - 1) * 3
   local touched = false
-  -- per board, in slices: one HMGET for the stored versions, one ZADD and one HSET for
-  -- the lines whose version is newer (Lua's unpack takes a few thousand values at most)
-  for s = 1, (g and #g.members or 0), 1000 do
-    local e = math.min(s + 999, #g.members)
-    local stored = redis.call('HMGET', KEYS[k + 1], unpack(g.members, s, e))
+  -- in slices: one HMGET for the stored versions, one ZADD and one HSET for the lines
+  -- whose version is newer (Lua's unpack takes a few thousand values at most)
+  for s = 1, #lines, 3000 do
+    local e = math.min(s + 2999, #lines)
+    local members = {}
+    for j = s, e, 3 do
+      members[#members + 1] = lines[j]
+    end
+    local stored = redis.call('HMGET', KEYS[k + 1], unpack(members))
     local zargs, hargs = {}, {}
-    for j = s, e do
-      local old = stored[j - s + 1]
-      if not old or tonumber(old) < tonumber(g.versions[j]) then
-        zargs[#zargs + 1] = g.scores[j]
-        zargs[#zargs + 1] = g.members[j]
-        hargs[#hargs + 1] = g.members[j]
-        hargs[#hargs + 1] = g.versions[j]
+    for n = 1, #members do
+      local j = s + (n - 1) * 3
+      local old = stored[n]
+      if not old or tonumber(old) < lines[j + 1] then
+        zargs[#zargs + 1] = lines[j + 2]
+        zargs[#zargs + 1] = lines[j]
+        hargs[#hargs + 1] = lines[j]
+        hargs[#hargs + 1] = lines[j + 1]
       end
     end
     if #zargs > 0 then
@@ -97,15 +87,15 @@ for b = 1, boards_n do
   end
   if touched then
     local meta = KEYS[k + 2]
-    local newest = tonumber(ARGV[first_at + b - 1])
     local at = redis.call('HGET', meta, 'updated_at')
-    if not at or tonumber(at) < newest then
-      redis.call('HSET', meta, 'updated_at', newest)
+    if not at or tonumber(at) < board[2] then
+      redis.call('HSET', meta, 'updated_at', board[2])
     end
   end
 end
-for p = 3, 2 + pairs_n * 2, 2 do
-  redis.call('HSET', KEYS[1], ARGV[p], ARGV[p + 1])
+local offsets = batch.offsets
+for p = 1, #offsets, 2 do
+  redis.call('HSET', KEYS[1], offsets[p], offsets[p + 1])
 end
 return applied
 """
@@ -172,30 +162,20 @@ class RedisSink:
                 if at is None:
                     at = moments[update.updated_at] = epoch_millis(update.updated_at)
                 newest[line] = (update.version, score, at)
-        boards: dict[str, int] = {}
-        newest_at: list[int] = []
-        updates: list[str | int] = []
+        boards: dict[str, list[Any]] = {}
         for (board_id, member_id), (version, score, at) in newest.items():
-            number = boards.get(board_id)
-            if number is None:
-                number = boards[board_id] = len(boards) + 1
-                newest_at.append(at)
-            elif newest_at[number - 1] < at:
-                newest_at[number - 1] = at
-            updates.extend((number, member_id, version, score))
+            board = boards.get(board_id)
+            if board is None:
+                board = boards[board_id] = [board_id, at, []]
+            elif board[1] < at:
+                board[1] = at
+            board[2].extend((member_id, version, score))
         keys = [offsets_key(self._prefix, self.name), boards_key(self._prefix)]
         for board_id in boards:
             p = self._prefix
             keys.extend((board_key(p, board_id), versions_key(p, board_id), meta_key(p, board_id)))
-        offsets = redis_offset_args(batch.positions)
-        args: list[str | int] = [
-            len(offsets) // 2,
-            len(boards),
-            *offsets,
-            *boards,
-            *newest_at,
-            *updates,
-        ]
+        payload = {"offsets": redis_offset_args(batch.positions), "boards": list(boards.values())}
+        args = [json.dumps(payload, ensure_ascii=False, separators=(",", ":"))]
         try:
             applied = await self._apply(keys=keys, args=args)
         except (*_TRANSIENT, redis.exceptions.ResponseError) as e:

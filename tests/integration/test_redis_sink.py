@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -119,6 +120,26 @@ async def test_absolute_totals_and_older_versions_are_ignored(
     meta = await redis.hgetall(meta_key(redis_prefix, b))  # type: ignore[misc]
     newest = KICKOFF + timedelta(minutes=3)
     assert int(meta["updated_at"]) == int(newest.timestamp() * 1000)
+
+
+async def test_any_member_id_and_board_id_is_stored_as_it_is(
+    settings: Settings, topics: None, redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """The batch reaches the script as JSON: quotes, escapes and non-ASCII survive it."""
+    b = unique('league:"ä\\')
+    members = ['a"b', "back\\slash", "new\nline", "tab\t", "ünï©ødé", "nul\x00", "1e3", "[]"]
+    updates = [
+        replace(an_update(b, m, f"{i}.25", i), version=2**40 + i) for i, m in enumerate(members)
+    ]
+    sent = await produce(settings, LEADERBOARD_UPDATES, keyed(updates))
+    async with running(run_redis_sink, settings):
+        await caught_up(redis, redis_prefix, sent)
+    assert sorted(await board(redis, redis_prefix, b)) == sorted(
+        (m, Decimal(f"{i}.25"), 0) for i, m in enumerate(members)
+    )
+    versions = await redis.hgetall(versions_key(redis_prefix, b))  # type: ignore[misc]
+    assert versions == {m: str(2**40 + i) for i, m in enumerate(members)}
+    assert await redis.smembers(boards_key(redis_prefix)) >= {b}  # type: ignore[misc]
 
 
 async def test_offsets_are_stored_with_the_data_and_a_restart_resumes(
