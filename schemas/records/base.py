@@ -32,8 +32,8 @@ class AvroRecord:
     def __post_init__(self) -> None:
         for name in _datetime_fields(type(self)):
             value = getattr(self, name)
-            if value is None:
-                continue
+            if value is None or (value.tzinfo is UTC and not value.microsecond % 1000):
+                continue  # already what the wire holds (the common case on hot paths)
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(f"{type(self).__name__}.{name} must be timezone-aware: {value!r}")
             utc = value.astimezone(UTC)
