@@ -147,37 +147,38 @@ class EntryIndex:
         self, match_id: str, kickoff_at: datetime, before_offset: int | None = None
     ) -> list[IndexedEntry]:
         """Each member's guess that counts, by member id (entries before ``before_offset``)."""
-        members = self.by_match.get(match_id)
-        if members is None:
-            return []
-        out: list[IndexedEntry] = []
-        for member in sorted(members):
-            entries = members[member]
-            if len(entries) == 1:  # the common case, without the general search
-                only = entries[0]
-                if (before_offset is None or only.offset < before_offset) and check_entry(
-                    only.entry, kickoff_at
-                ) is None:
-                    out.append(only)
-                continue
-            best = self.effective_for(match_id, member, kickoff_at, before_offset)
-            if best is not None:
-                out.append(best)
-        return out
+        return self.judged(match_id, kickoff_at, before_offset)[1]
 
     def rejected(
         self, match_id: str, kickoff_at: datetime, before_offset: int | None = None
     ) -> list[tuple[IndexedEntry, str]]:
-        out: list[tuple[IndexedEntry, str]] = []
+        """The entries to reject, with the reason, by member id (before ``before_offset``)."""
+        return self.judged(match_id, kickoff_at, before_offset)[0]
+
+    def judged(
+        self, match_id: str, kickoff_at: datetime, before_offset: int | None = None
+    ) -> tuple[list[tuple[IndexedEntry, str]], list[IndexedEntry]]:
+        """(rejected entries with the reason, each member's guess that counts), by member id.
+
+        One pass over the match's members, each entry judged once: a marquee match holds
+        hundreds of thousands, and this runs before its first award goes out.
+        """
         members = self.by_match.get(match_id)
+        rejected: list[tuple[IndexedEntry, str]] = []
+        effective: list[IndexedEntry] = []
         for member in sorted(members) if members is not None else []:
+            best: IndexedEntry | None = None
             for indexed in members[member]:  # type: ignore[index]
                 if before_offset is not None and indexed.offset >= before_offset:
                     continue
                 reason = check_entry(indexed.entry, kickoff_at)
                 if reason is not None:
-                    out.append((indexed, reason))
-        return out
+                    rejected.append((indexed, reason))
+                elif best is None or supersedes(indexed.entry, best.entry):
+                    best = indexed
+            if best is not None:
+                effective.append(best)
+        return rejected, effective
 
     def entries_from(self, match_id: str, offset: int) -> list[IndexedEntry]:
         """The match's entries read at or after ``offset``, in offset order."""
@@ -418,13 +419,9 @@ def _units(
     key = (state.match_id, progress.through, state.kickoff_at, progress.previous is None)
     units = index.units.get(key)
     if units is None:
-        units = []
-        if progress.previous is None:
-            units += index.rejected(state.match_id, state.kickoff_at, progress.through)
-        units += [
-            (indexed, None)
-            for indexed in index.effective(state.match_id, state.kickoff_at, progress.through)
-        ]
+        rejected, effective = index.judged(state.match_id, state.kickoff_at, progress.through)
+        units = list(rejected) if progress.previous is None else []
+        units += [(indexed, None) for indexed in effective]
         index.units = {key: units}
     return units
 
