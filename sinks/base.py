@@ -119,7 +119,10 @@ class RunnerConfig:
 
     max_records: int = 5000
     poll_timeout_ms: int = 100
-    idle_backoff_s: tuple[float, float] = (0.05, 0.5)
+    #: Pause after an empty poll, doubling up to the second value: short, since the time
+    #: an idle stage takes to notice new records adds to the result-to-board latency
+    #: (the poll itself waits poll_timeout_ms, and aiokafka backs off empty fetches).
+    idle_backoff_s: tuple[float, float] = (0.02, 0.1)
     retry_backoff_s: tuple[float, float] = (0.1, 5.0)
     #: Only these partitions of a logical topic (None: all of them).
     partitions: Mapping[str, Collection[int]] | None = None
