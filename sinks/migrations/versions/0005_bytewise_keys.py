@@ -1,4 +1,4 @@
-"""Bytewise ("C") collation for the keys the sinks write by the hundred thousand.
+"""Bytewise ("C") collation for the keys the sinks write in bulk; no unused score index.
 
 The identifiers here (idempotency keys, member, board, entry and bet ids) are opaque
 strings: nothing sorts them for people. Under the database's default collation (often
@@ -7,6 +7,9 @@ through ``strcoll`` and Postgres cannot use abbreviated keys; bytewise compariso
 ``memcmp``. Measured on the reference machine: 200,000 scores inserted in random key order
 2.07 s → 1.93 s, the board lines upserted from them 3.11 s → 2.60 s (docs/predictions.md).
 Ordering stays deterministic and the same as Redis' (member ids bytewise).
+
+``scores_by_member`` goes: no query reads scores by member (the API reads board totals,
+the tools read Kafka), and it was one of the six index entries each award costs.
 
 Revision ID: 0005
 Revises: 0004
@@ -54,7 +57,9 @@ def _alter(collation: str) -> str:
 
 def upgrade() -> None:
     op.execute(_alter("C"))
+    op.execute("drop index scores_by_member")
 
 
 def downgrade() -> None:
+    op.execute("create index scores_by_member on scores (member_id)")
     op.execute(_alter("default"))
