@@ -378,11 +378,32 @@ def test_duplicates_and_replays_change_nothing() -> None:
         ("ResultCorrected", 2),
     ]
     award = next(o for o in corrected if isinstance(o, ScoreAwarded))
+    moment = int((T0 + timedelta(days=12)).timestamp() * 1000)
     assert (award.points_delta, award.reason, award.idempotency_key) == (
         Decimal("-250.00"),
         "resettlement",
-        "pnl:b1:v2",
+        f"pnl:pm-1:r2@0:m1:resettlement:v2:{moment}",
     )
+
+
+def test_a_member_gets_one_pnl_award_per_slice_of_a_resolution() -> None:
+    state = SettlingState(0)
+    on_market_event(state, a_market(), (0, 0))
+    for n, (bet_id, member) in enumerate([("b1", "m1"), ("b2", "m2"), ("b3", "m1"), ("b4", "m1")]):
+        on_bet(state, a_bet(bet_id, member=member, hours=n + 1), n)
+    _, first = on_market_event(state, a_resolution("Yes"), (0, 1), chunk=3)  # b1, b2, b3
+    _, rest = resume(state, 3)  # b4
+    awards = [o for o in first + rest if isinstance(o, ScoreAwarded)]
+    moment = int((T0 + timedelta(days=11)).timestamp() * 1000)
+    # Each winning 100.00 at 0.4000 pays 250.00: PnL +150.00 per bet.
+    assert [(a.member_id, a.points_delta, a.idempotency_key) for a in awards] == [
+        ("m1", Decimal("300.00"), f"pnl:pm-1:r1@0:m1:settlement:v1:{moment}"),
+        ("m2", Decimal("150.00"), f"pnl:pm-1:r1@0:m2:settlement:v1:{moment}"),
+        ("m1", Decimal("150.00"), f"pnl:pm-1:r1@3:m1:settlement:v1:{moment}"),
+    ]
+    assert {a.source for a in awards} == {"market:pm-1:r1"}
+    settled = [o for o in first + rest if isinstance(o, BetSettled)]
+    assert [s.bet_id for s in settled] == ["b1", "b2", "b3", "b4"]  # one per bet, as before
 
 
 def test_a_late_bet_on_a_resolved_market_settles_on_arrival() -> None:
