@@ -224,6 +224,15 @@ async def test_predictions_throughput_and_latency(
         "last": league_probe(redis, settings.redis_prefix, max(leagues - 1, 0)),
     }
 
+    # The oracle, before the clock starts: Postgres' tournament total, and every line of
+    # the tournament board and of each league board in Redis.
+    final = {f"m{i:06d}": expected_total(i) for i in range(ENTRIES)}
+    total = sum(final.values(), Decimal("0.00"))
+    boards: dict[str, dict[str, Decimal]] = {"tournament:17": final}
+    for i, (member, points) in enumerate(final.items()):
+        boards.setdefault(f"league:l{i // LEAGUE:03d}", {})[member] = points
+
+    pool = await asyncpg.connect(database_url)
     out = producer(settings)
     await out.start()
     t0 = time.perf_counter()
@@ -240,16 +249,6 @@ async def test_predictions_throughput_and_latency(
         if time.perf_counter() - t0 > 600:
             pytest.fail(f"league lines not final after 600 s: {probes}")
         await asyncio.sleep(0.1)  # sampling interval of the latency probe, not a wait
-
-    pool = await asyncpg.connect(database_url)
-    total = sum(expected_total(i) for i in range(ENTRIES))
-    # The tournament board and every league board: Postgres' totals, and each line in
-    # Redis (timed until all are there; then checked equal to the oracle's totals).
-    final = {f"m{i:06d}": expected_total(i) for i in range(ENTRIES)}
-    boards = {"tournament:17": final} | {
-        f"league:l{lg:03d}": {m: t for m, t in final.items() if int(m[1:]) // LEAGUE == lg}
-        for lg in range(leagues)
-    }
 
     async def everything_final() -> bool:
         rows = await pool.fetchval("select count(*) from scores")
