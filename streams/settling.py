@@ -252,7 +252,7 @@ def resume(state: SettlingState, chunk: int | None = None) -> tuple[SettlingStat
     pending = state.pending
     if pending is None:
         return state, []
-    units = state.by_market.get(pending.market_id, [])
+    units = _by_member(state, state.by_market.get(pending.market_id, []))
     end = len(units) if chunk is None else min(len(units), pending.done + chunk)
     resolution = _resolution(state, pending)
     outputs: list[Output] = []
@@ -319,6 +319,18 @@ def _millis(moment: datetime) -> int:
 
 def _pnl_group(award: ScoreAwarded) -> tuple[Any, ...]:
     return (award.member_id, award.board_ids, award.reason, award.result_version, award.awarded_at)
+
+
+def _by_member(state: SettlingState, units: list[str]) -> list[str]:
+    """A resolution's bets in the order they settle: by member, then bet id.
+
+    A total order of the set alone, so the same after a restore, whatever order the state
+    holds them in; and the set does not change while a resolution is under way (any other
+    event finishes it first). A member's bets are then next to each other, and a slice
+    makes one PnL award per member (:func:`pnl_by_member`).
+    """
+    accepted = state.accepted
+    return sorted(units, key=lambda bet_id: (accepted[bet_id].member_id, bet_id))
 
 
 def _finish_pending(state: SettlingState) -> list[Output]:

@@ -391,19 +391,19 @@ def test_a_member_gets_one_pnl_award_per_slice_of_a_resolution() -> None:
     on_market_event(state, a_market(), (0, 0))
     for n, (bet_id, member) in enumerate([("b1", "m1"), ("b2", "m2"), ("b3", "m1"), ("b4", "m1")]):
         on_bet(state, a_bet(bet_id, member=member, hours=n + 1), n)
-    _, first = on_market_event(state, a_resolution("Yes"), (0, 1), chunk=3)  # b1, b2, b3
-    _, rest = resume(state, 3)  # b4
+    # Settled by member, then bet id: b1, b3, b4 (m1) in the first slice, b2 (m2) next.
+    _, first = on_market_event(state, a_resolution("Yes"), (0, 1), chunk=3)
+    _, rest = resume(state, 3)
     awards = [o for o in first + rest if isinstance(o, ScoreAwarded)]
     moment = int((T0 + timedelta(days=11)).timestamp() * 1000)
     # Each winning 100.00 at 0.4000 pays 250.00: PnL +150.00 per bet.
     assert [(a.member_id, a.points_delta, a.idempotency_key) for a in awards] == [
-        ("m1", Decimal("300.00"), f"pnl:pm-1:r1@0:m1:settlement:v1:{moment}"),
-        ("m2", Decimal("150.00"), f"pnl:pm-1:r1@0:m2:settlement:v1:{moment}"),
-        ("m1", Decimal("150.00"), f"pnl:pm-1:r1@3:m1:settlement:v1:{moment}"),
+        ("m1", Decimal("450.00"), f"pnl:pm-1:r1@0:m1:settlement:v1:{moment}"),
+        ("m2", Decimal("150.00"), f"pnl:pm-1:r1@3:m2:settlement:v1:{moment}"),
     ]
     assert {a.source for a in awards} == {"market:pm-1:r1"}
     settled = [o for o in first + rest if isinstance(o, BetSettled)]
-    assert [s.bet_id for s in settled] == ["b1", "b2", "b3", "b4"]  # one per bet, as before
+    assert [s.bet_id for s in settled] == ["b1", "b3", "b4", "b2"]  # one per bet, as before
 
 
 def test_a_late_bet_on_a_resolved_market_settles_on_arrival() -> None:
@@ -434,7 +434,7 @@ def test_the_changelog_restores_the_state_and_a_chunk_under_way() -> None:
     assert restored.markets == state.markets
     _, rest = resume(restored, None)
     settled = [o.bet_id for o in first + rest if isinstance(o, BetSettled)]
-    assert settled == [f"b{n}" for n in range(5)]
+    assert settled == ["b0", "b2", "b4", "b1", "b3"]  # by member (m0, m1), each once
 
 
 def test_first_settlement_is_next_settlement() -> None:
