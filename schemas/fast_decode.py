@@ -22,12 +22,9 @@ other than ``[null, X]``, named-type references, fixed, floats) are left to the 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import keyword
-import linecache
 import types
 import typing
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
@@ -35,6 +32,9 @@ from enum import Enum
 from typing import Any
 
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec
+from schemas.codegen import Function, Module
+from schemas.codegen import describe as describe_type
+from schemas.codegen import kind as avro_kind
 from schemas.fast_encode import CACHE_LIMIT
 from schemas.loader import load_schema
 from schemas.records import RECORD_TYPES, AvroRecord
@@ -86,22 +86,24 @@ def compile_decoder(cls: type[AvroRecord], schema: Mapping[str, Any]) -> tuple[D
     The function reads the body that starts after the 10-byte header and raises (any
     exception) when it cannot vouch for the record. TypeError: a shape it cannot compile.
     """
-    module = _Module()
-    function = _Function(f"decode_{cls.__name__}(data)")
+    module = Module(
+        {"_Fallback": _Fallback, "_long": _long, "_length": _length, "_new": object.__new__}
+    )
+    function = Function(f"decode_{cls.__name__}(data)", _SCRATCH)
     function.add(1, f"pos = {_BODY}")
     _Reader(module).record(function, 1, "record", schema, cls)
     function.add(1, "if pos != len(data):", "    raise _Fallback  # trailing bytes")
     function.add(1, "return record")
     module.functions.append(function)
-    source = module.source(f"Compiled by schemas.fast_decode from the {cls.__name__} schema.")
-    filename = f"<fast_decode {cls.__name__} {zlib.crc32(source.encode()):08x}>"
-    # Tracebacks and debuggers show the generated lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), module.namespace)  # noqa: S102 (our own source)
+    source = module.compile("fast_decode", cls.__name__)
     return typing.cast(Decode, module.namespace[function.name]), source
 
 
 # -- what the compiled code calls -----------------------------------------------------------
+
+
+#: Scratch locals of a decoding function, each used only within the reading of one value.
+_SCRATCH = {"data", "pos", "b", "n", "raw", "start", "end", "found", "_"}
 
 
 class _Fallback(Exception):
@@ -244,88 +246,6 @@ def _shadow(cls: type[AvroRecord]) -> type:
 # -- the compiler -----------------------------------------------------------------------------
 
 
-class _Module:
-    """The source of one schema's decoder being written, and the globals it refers to."""
-
-    def __init__(self) -> None:
-        self.namespace: dict[str, Any] = {
-            "_Fallback": _Fallback,
-            "_long": _long,
-            "_length": _length,
-            "_new": object.__new__,
-        }
-        self.functions: list[_Function] = []
-
-    def name(self, stem: str) -> str:
-        """A global name not taken yet (reserved: the caller binds it)."""
-        for suffix in itertools.chain([""], (f"_{i}" for i in itertools.count(2))):
-            if stem + suffix not in self.namespace:
-                self.namespace[stem + suffix] = None
-                return stem + suffix
-        raise AssertionError("unreachable")
-
-    def constant(self, stem: str, value: Any) -> str:
-        """A global name for ``value``, for the compiled code to refer to."""
-        name = self.name(stem)
-        self.namespace[name] = value
-        return name
-
-    def source(self, doc: str) -> str:
-        blocks = [f'"""{doc}"""\n'] + ["\n".join(f.lines) + "\n" for f in self.functions]
-        return "\n\n".join(blocks)
-
-
-class _Function:
-    """One generated function: its lines and its local names."""
-
-    def __init__(self, signature: str) -> None:
-        self.name = signature.partition("(")[0]
-        self.lines = [f"def {signature}:"]
-        #: Scratch names, each used only within the reading of one value.
-        self._locals = {"data", "pos", "b", "n", "raw", "start", "end", "found", "_"}
-
-    def add(self, depth: int, *lines: str) -> None:
-        self.lines.extend("    " * depth + line for line in lines)
-
-    def local(self, stem: str) -> str:
-        """A local name not taken yet in this function."""
-        for suffix in itertools.chain([""], (str(i) for i in itertools.count(2))):
-            if stem + suffix not in self._locals:
-                self._locals.add(stem + suffix)
-                return stem + suffix
-        raise AssertionError("unreachable")
-
-
-def _kind(avro: Any) -> tuple[str, str | None]:
-    """(Avro type name, logical type) of a field type; "union" for a union."""
-    if isinstance(avro, list):
-        return "union", None
-    if isinstance(avro, str):
-        return avro, None
-    if isinstance(avro, dict) and isinstance(avro.get("type"), str):
-        logical = avro.get("logicalType")
-        return avro["type"], logical if isinstance(logical, str) else None
-    raise TypeError(f"unsupported Avro type {avro!r}")
-
-
-def _describe(avro: Any) -> str:
-    """A short name of an Avro type for the generated comments."""
-    kind, logical = _kind(avro)
-    if kind == "union":
-        return " | ".join(_describe(branch) for branch in avro)
-    if logical == "decimal":
-        return f"decimal({avro.get('precision')}, {avro.get('scale', 0)})"
-    if logical is not None:
-        return logical
-    if kind == "array":
-        return f"array<{_describe(avro['items'])}>"
-    if kind == "map":
-        return f"map<{_describe(avro['values'])}>"
-    if kind in ("enum", "record", "fixed"):
-        return f"{kind} {avro['name']}"
-    return kind
-
-
 def _optional(hint: Any) -> Any:
     """X for an ``X | None`` hint; None for any other hint."""
     if typing.get_origin(hint) not in (typing.Union, types.UnionType):
@@ -339,7 +259,7 @@ def _optional(hint: Any) -> Any:
 
 def _immutable(avro: Any) -> bool:
     """Whether values of the type are immutable once decoded (no map: dicts), so shareable."""
-    kind, _ = _kind(avro)
+    kind, _ = avro_kind(avro)
     if kind == "map":
         return False
     if kind == "union":
@@ -363,15 +283,15 @@ class _Reader:
     TypeError, and the whole schema is left to the codec.
     """
 
-    def __init__(self, module: _Module) -> None:
+    def __init__(self, module: Module) -> None:
         self._module = module
         #: Global names of what fields of the same kind share (converters, caches).
         self._shared: dict[str, tuple[str, ...]] = {}
 
     # Reading values.
 
-    def read(self, fn: _Function, depth: int, target: str, avro: Any, hint: Any) -> None:
-        kind, logical = _kind(avro)
+    def read(self, fn: Function, depth: int, target: str, avro: Any, hint: Any) -> None:
+        kind, logical = avro_kind(avro)
         inner = _optional(hint)
         if inner is not None:
             if kind == "union":
@@ -379,7 +299,7 @@ class _Reader:
             else:  # the codec converts a non-null value as the hint's branch
                 self.read(fn, depth, target, avro, inner)
         elif kind == "union":
-            raise TypeError(f"union {_describe(avro)} for a field of type {hint}")
+            raise TypeError(f"union {describe_type(avro)} for a field of type {hint}")
         elif logical is not None:
             self._logical(fn, depth, target, avro, kind, logical, hint)
         elif kind == "string" and hint is str:
@@ -405,10 +325,12 @@ class _Reader:
         elif kind == "record" and _is_subclass(hint, AvroRecord):
             self.record(fn, depth, target, avro, hint)
         else:
-            raise TypeError(f"unsupported Avro type {_describe(avro)} for a field of type {hint}")
+            raise TypeError(
+                f"unsupported Avro type {describe_type(avro)} for a field of type {hint}"
+            )
 
     def record(
-        self, fn: _Function, depth: int, target: str, avro: Mapping[str, Any], cls: Any
+        self, fn: Function, depth: int, target: str, avro: Mapping[str, Any], cls: Any
     ) -> None:
         """Read the fields in the schema's order, then build the record by name."""
         hints = typing.get_type_hints(cls)
@@ -422,7 +344,7 @@ class _Reader:
         prefix = "f_" if target == "record" else f"{target}_"
         for field in avro["fields"]:
             name = field["name"]
-            fn.add(depth, f"# {name}: {_describe(field['type'])}")
+            fn.add(depth, f"# {name}: {describe_type(field['type'])}")
             if name in names:
                 values[name] = fn.local(prefix + name)
                 self.read(fn, depth, values[name], field["type"], hints[name])
@@ -434,7 +356,7 @@ class _Reader:
         fn.add(depth, f"{target}.__class__ = {self._module.constant(cls.__name__, cls)}")
 
     def _logical(
-        self, fn: _Function, depth: int, target: str, avro: Any, kind: str, logical: str, hint: Any
+        self, fn: Function, depth: int, target: str, avro: Any, kind: str, logical: str, hint: Any
     ) -> None:
         """Decimals and timestamps, through caches shared by the fields of a schema."""
         if kind == "bytes" and logical == "decimal" and hint is Decimal:
@@ -478,10 +400,10 @@ class _Reader:
         else:
             raise TypeError(f"unsupported logical type {logical} of {kind} for {hint}")
 
-    def _union(self, fn: _Function, depth: int, target: str, avro: list[Any], hint: Any) -> None:
+    def _union(self, fn: Function, depth: int, target: str, avro: list[Any], hint: Any) -> None:
         """``[null, X]`` (either order) into an ``X | None`` field; other unions: TypeError."""
         if len(avro) != 2 or "null" not in avro:
-            raise TypeError(f"unsupported union {_describe(avro)}")
+            raise TypeError(f"unsupported union {describe_type(avro)}")
         null = avro.index("null")
         fn.add(depth, "b = data[pos]", "pos += 1")  # a one-byte branch index: 0 -> 0, 1 -> 2
         fn.add(depth, f"if b == {2 * null}:", f"    {target} = None", f"elif b == {2 - 2 * null}:")
@@ -489,7 +411,7 @@ class _Reader:
         fn.add(depth, "else:", "    raise _Fallback")
 
     def _array(
-        self, fn: _Function, depth: int, target: str, avro: Any, hint: Any, cached: bool = True
+        self, fn: Function, depth: int, target: str, avro: Any, hint: Any, cached: bool = True
     ) -> None:
         """An array into a tuple, cached by its raw bytes unless its items hold a map."""
         if not cached or not _immutable(avro["items"]):
@@ -506,7 +428,7 @@ class _Reader:
         # array skipped through to find its size, looked up again, and decoded when new
         # (checking it ends where skipping ended).
         stem = target.removeprefix("f_")
-        read = _Function(f"{self._module.name('read_' + stem)}(data, pos)")
+        read = Function(f"{self._module.name('read_' + stem)}(data, pos)", _SCRATCH)
         self._array(read, 1, read.local("value"), avro, hint, cached=False)
         read.add(1, "return value, pos")
         self._module.functions.append(read)
@@ -536,16 +458,14 @@ class _Reader:
             f"    {put}(raw, {target})",
         )
 
-    def _map(self, fn: _Function, depth: int, target: str, avro: Any, hint: Any) -> None:
+    def _map(self, fn: Function, depth: int, target: str, avro: Any, hint: Any) -> None:
         """A map into a dict, as the codec gives it."""
         items, key = fn.local("items"), fn.local("key")
         fn.add(depth, f"{items} = {{}}")
         self._blocks(fn, depth, avro["values"], hint, f"{items}[{key}] = ", key)
         fn.add(depth, f"{target} = {items}")
 
-    def _blocks(
-        self, fn: _Function, depth: int, avro: Any, hint: Any, store: str, key: str
-    ) -> None:
+    def _blocks(self, fn: Function, depth: int, avro: Any, hint: Any, store: str, key: str) -> None:
         """The blocks of an array (``key`` empty) or a map, each item passed to ``store``.
 
         A block is a count (negative: followed by its size in bytes) and that many items;
@@ -566,14 +486,14 @@ class _Reader:
 
     # Skipping values (fields a record does not have; finding where an array ends).
 
-    def skip(self, fn: _Function, depth: int, avro: Any, check: bool = False) -> None:
+    def skip(self, fn: Function, depth: int, avro: Any, check: bool = False) -> None:
         """Advance ``pos`` past a value.
 
         ``check``: fail where the codec's reader would (an enum index out of range, bad
         UTF-8), for a field the record does not have. Finding where an array ends needs
         no checks: the array is decoded (and checked) before its bytes are a cache key.
         """
-        kind, _ = _kind(avro)
+        kind, _ = avro_kind(avro)
         if kind == "enum" and check:
             self._length(fn, depth, "n")
             fn.add(depth, f"if n >= {len(avro['symbols'])}:", "    raise _Fallback")
@@ -592,7 +512,7 @@ class _Reader:
             pass
         elif kind == "union":
             if len(avro) != 2 or "null" not in avro:
-                raise TypeError(f"unsupported union {_describe(avro)}")
+                raise TypeError(f"unsupported union {describe_type(avro)}")
             null = avro.index("null")
             fn.add(depth, "b = data[pos]", "pos += 1", f"if b == {2 - 2 * null}:")
             self.skip(fn, depth + 1, avro[1 - null], check)
@@ -613,11 +533,11 @@ class _Reader:
             self.skip(fn, depth + 2, avro["items" if kind == "array" else "values"], check)
             self._long(fn, depth + 1, count)
         else:
-            raise TypeError(f"unsupported Avro type {_describe(avro)}")
+            raise TypeError(f"unsupported Avro type {describe_type(avro)}")
 
     # Varints, inlined for the one-byte case.
 
-    def _long(self, fn: _Function, depth: int, target: str) -> None:
+    def _long(self, fn: Function, depth: int, target: str) -> None:
         fn.add(
             depth,
             "b = data[pos]",
@@ -628,7 +548,7 @@ class _Reader:
             f"    {target}, pos = _long(data, pos)",
         )
 
-    def _length(self, fn: _Function, depth: int, target: str) -> None:
+    def _length(self, fn: Function, depth: int, target: str) -> None:
         """A length or an index: non-negative (one byte, even: below 0x80 and not odd)."""
         fn.add(
             depth,

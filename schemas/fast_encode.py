@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import itertools
 import keyword
-import linecache
 import types
 import typing
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -40,6 +37,9 @@ from typing import Any
 from fastavro import schemaless_writer
 
 from schemas.codec import AvroCodec
+from schemas.codegen import Function, Module
+from schemas.codegen import describe as describe_type
+from schemas.codegen import kind as avro_kind
 from schemas.loader import parsed_schema
 from schemas.records import RECORD_TYPES, AvroRecord
 
@@ -159,7 +159,19 @@ def compile_encoder(
     vouch for goes to ``fallback_record`` (the record) or ``fallback_fields`` (the tuple of
     field values). TypeError: a shape the compiler does not know.
     """
-    module = _Module(header, fallback_record, fallback_fields)
+    module = Module(
+        {
+            "HEADER": header,
+            "SIZES": tuple(_SHORT_LENGTHS),
+            "CACHE_LIMIT": CACHE_LIMIT,
+            "long_bytes": long_bytes,
+            "Decimal": Decimal,
+            "datetime": datetime,
+            "_Fallback": _Fallback,
+            "fallback_record": fallback_record,
+            "fallback_fields": fallback_fields,
+        }
+    )
     writer = _Writer(module, schema)
     fields = list(schema["fields"])
     names = [f["name"] for f in fields]
@@ -170,14 +182,14 @@ def compile_encoder(
         raise TypeError(f"{cls.__name__} lacks fields of its schema: {set(names) - set(hints)}")
 
     # encode(record): the record's attributes, read where each field is written.
-    by_record = _Function(f"encode_{cls.__name__}(r)", {"r"})
+    by_record = Function(f"encode_{cls.__name__}(r)", {"n", "k", "r"})
     record_type = module.class_(cls)
     by_record.add(1, f"if type(r) is not {record_type}:", "    return fallback_record(r)")
     by_record.add(1, "try:")
     parts = _Parts()
     for field in fields:
         value = by_record.local("v")
-        by_record.add(2, f"# {field['name']}: {_describe(field['type'])}")
+        by_record.add(2, f"# {field['name']}: {describe_type(field['type'])}")
         by_record.add(2, f"{value} = {_attribute('r', field['name'])}")
         writer.value(by_record, 2, value, field["type"], hints[field["name"]], parts)
     by_record.add(2, f"return b''.join(({', '.join(['HEADER', *parts.names])}))")
@@ -186,24 +198,20 @@ def compile_encoder(
 
     # encode_fields(values): the same, from the values unpacked in schema order.
     locals_ = [f"f_{name}" for name in names]
-    by_fields = _Function(f"encode_fields_{cls.__name__}(values)", {"values", *locals_})
+    by_fields = Function(f"encode_fields_{cls.__name__}(values)", {"n", "k", "values", *locals_})
     unpacked = ", ".join(locals_) + ("," if len(locals_) == 1 else "")
     by_fields.add(1, f"{unpacked} = values  # ValueError: not one value per field")
     by_fields.add(1, "try:")
     parts = _Parts()
     for field, value in zip(fields, locals_, strict=True):
-        by_fields.add(2, f"# {field['name']}: {_describe(field['type'])}")
+        by_fields.add(2, f"# {field['name']}: {describe_type(field['type'])}")
         writer.value(by_fields, 2, value, field["type"], hints[field["name"]], parts)
     by_fields.add(2, f"return b''.join(({', '.join(['HEADER', *parts.names])}))")
     by_fields.add(1, "except Exception:  # anything unusual: the codec decides")
     by_fields.add(2, f"return fallback_fields(({unpacked}))")
 
     module.functions += [by_record, by_fields]
-    source = module.source(f"Compiled by schemas.fast_encode from the {cls.__name__} schema.")
-    filename = f"<fast_encode {cls.__name__} {zlib.crc32(source.encode()):08x}>"
-    # Tracebacks and debuggers show the generated lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), module.namespace)  # noqa: S102 (our own source)
+    source = module.compile("fast_encode", cls.__name__)
     return (
         typing.cast(EncodeRecord, module.namespace[by_record.name]),
         typing.cast(EncodeFields, module.namespace[by_fields.name]),
@@ -285,79 +293,13 @@ def _strings(values: tuple[str, ...]) -> bytes:
 # -- the compiler -----------------------------------------------------------------------------
 
 
-class _Module:
-    """The source of one schema's encoders being written, and the globals it refers to."""
-
-    def __init__(
-        self, header: bytes, fallback_record: EncodeRecord, fallback_fields: EncodeFields
-    ) -> None:
-        self.namespace: dict[str, Any] = {
-            "HEADER": header,
-            "SIZES": tuple(_SHORT_LENGTHS),
-            "CACHE_LIMIT": CACHE_LIMIT,
-            "long_bytes": long_bytes,
-            "Decimal": Decimal,
-            "datetime": datetime,
-            "_Fallback": _Fallback,
-            "fallback_record": fallback_record,
-            "fallback_fields": fallback_fields,
-        }
-        self.functions: list[_Function] = []
-        self._classes: dict[type, str] = {}
-
-    def name(self, stem: str) -> str:
-        """A global name not taken yet (reserved: the caller binds it)."""
-        for suffix in itertools.chain([""], (f"_{i}" for i in itertools.count(2))):
-            if stem + suffix not in self.namespace:
-                self.namespace[stem + suffix] = None
-                return stem + suffix
-        raise AssertionError("unreachable")
-
-    def constant(self, stem: str, value: Any) -> str:
-        """A global name for ``value``, for the compiled code to refer to."""
-        name = self.name(stem)
-        self.namespace[name] = value
-        return name
-
-    def class_(self, cls: type) -> str:
-        """The global name of a class (one name per class)."""
-        if cls not in self._classes:
-            self._classes[cls] = self.constant(cls.__name__, cls)
-        return self._classes[cls]
-
-    def source(self, doc: str) -> str:
-        blocks = [f'"""{doc}"""\n'] + ["\n".join(f.lines) + "\n" for f in self.functions]
-        return "\n\n".join(blocks)
-
-
-class _Function:
-    """One generated function: its lines and its local names."""
-
-    def __init__(self, signature: str, taken: set[str]) -> None:
-        self.name = signature.partition("(")[0]
-        self.lines = [f"def {signature}:"]
-        #: Scratch names: ``n`` and ``k``, each used only within the writing of one value.
-        self._locals = {"n", "k", *taken}
-
-    def add(self, depth: int, *lines: str) -> None:
-        self.lines.extend("    " * depth + line for line in lines)
-
-    def local(self, stem: str) -> str:
-        """A local name not taken yet in this function."""
-        for suffix in itertools.chain([""], (str(i) for i in itertools.count(2))):
-            if stem + suffix not in self._locals:
-                self._locals.add(stem + suffix)
-                return stem + suffix
-        raise AssertionError("unreachable")
-
-
 class _Parts:
     """Where the top-level fields' bytes go: locals, joined at the end in this order."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
 
-    def put(self, fn: _Function, depth: int, local: str) -> None:
+    def put(self, fn: Function, depth: int, local: str) -> None:
         self.names.append(local)
 
 
@@ -367,41 +309,11 @@ class _Appends:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def put(self, fn: _Function, depth: int, local: str) -> None:
+    def put(self, fn: Function, depth: int, local: str) -> None:
         fn.add(depth, f"{self.name}.append({local})")
 
 
 _Sink: typing.TypeAlias = _Parts | _Appends
-
-
-def _kind(avro: Any) -> tuple[str, str | None]:
-    """(Avro type name, logical type) of a field type; "union" for a union."""
-    if isinstance(avro, list):
-        return "union", None
-    if isinstance(avro, str):
-        return avro, None
-    if isinstance(avro, dict) and isinstance(avro.get("type"), str):
-        logical = avro.get("logicalType")
-        return avro["type"], logical if isinstance(logical, str) else None
-    raise TypeError(f"unsupported Avro type {avro!r}")
-
-
-def _describe(avro: Any) -> str:
-    """A short name of an Avro type for the generated comments."""
-    kind, logical = _kind(avro)
-    if kind == "union":
-        return " | ".join(_describe(branch) for branch in avro)
-    if logical == "decimal":
-        return f"decimal({avro.get('precision')}, {avro.get('scale', 0)})"
-    if logical is not None:
-        return logical
-    if kind == "array":
-        return f"array<{_describe(avro['items'])}>"
-    if kind == "map":
-        return f"map<{_describe(avro['values'])}>"
-    if kind in ("enum", "record", "fixed"):
-        return f"{kind} {avro['name']}"
-    return kind
 
 
 def _attribute(owner: str, name: str) -> str:
@@ -447,7 +359,7 @@ class _Writer:
     codec. Field caches are shared by the fields of the same type within the schema.
     """
 
-    def __init__(self, module: _Module, schema: Mapping[str, Any]) -> None:
+    def __init__(self, module: Module, schema: Mapping[str, Any]) -> None:
         self._module = module
         self._named: Mapping[str, Any] = schema.get("__named_schemas", {})
         #: (cache, cache.get, encoder) global names per kind of cached value.
@@ -461,9 +373,9 @@ class _Writer:
             return self._named[avro]
         return avro
 
-    def value(self, fn: _Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
+    def value(self, fn: Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
         avro = self._resolve(avro)
-        kind, logical = _kind(avro)
+        kind, logical = avro_kind(avro)
         if kind == "union":
             self._union(fn, depth, v, avro, hint, sink)
         elif kind == "bytes" and logical == "decimal":
@@ -492,7 +404,7 @@ class _Writer:
         elif kind == "record":
             self._record(fn, depth, v, avro, hint, sink)
         else:
-            raise TypeError(f"unsupported Avro type {_describe(avro)}")
+            raise TypeError(f"unsupported Avro type {describe_type(avro)}")
 
     def _cache(self, kind: str, stem: str, encode: FieldEncoder) -> tuple[str, str, str]:
         """The cache of a kind of value (its bytes by key), shared within the schema."""
@@ -507,7 +419,7 @@ class _Writer:
 
     def _cached(
         self,
-        fn: _Function,
+        fn: Function,
         depth: int,
         v: str,
         key: str,
@@ -530,14 +442,14 @@ class _Writer:
         )
         sink.put(fn, depth, b)
 
-    def _string(self, fn: _Function, depth: int, encoded: str, sink: _Sink) -> None:
+    def _string(self, fn: Function, depth: int, encoded: str, sink: _Sink) -> None:
         s, d = fn.local("s"), fn.local("d")
         fn.add(depth, f"{d} = {encoded}", f"n = len({d})")
         fn.add(depth, f"{s} = SIZES[n] if n < 64 else long_bytes(n)")
         sink.put(fn, depth, s)
         sink.put(fn, depth, d)
 
-    def _decimal(self, fn: _Function, depth: int, v: str, avro: Any, sink: _Sink) -> None:
+    def _decimal(self, fn: Function, depth: int, v: str, avro: Any, sink: _Sink) -> None:
         """Keyed by the decimal's text: equal decimals (1, 1.00) may not both fit the scale."""
         precision, scale = avro.get("precision"), avro.get("scale", 0)
         if not isinstance(precision, int) or not isinstance(scale, int):
@@ -547,15 +459,15 @@ class _Writer:
         self._cached(fn, depth, v, "k", stem, stem, encode, sink)
 
     def _union(
-        self, fn: _Function, depth: int, v: str, avro: list[Any], hint: Any, sink: _Sink
+        self, fn: Function, depth: int, v: str, avro: list[Any], hint: Any, sink: _Sink
     ) -> None:
         """``[null, X]`` (either order): X written inline when simple, else by the codec."""
         if len(avro) != 2 or "null" not in avro:
-            raise TypeError(f"unsupported union {_describe(avro)}")
+            raise TypeError(f"unsupported union {describe_type(avro)}")
         null = avro.index("null")
         branch = self._resolve(avro[1 - null])
         null_tag, value_tag = long_bytes(null), long_bytes(1 - null)
-        kind, logical = _kind(branch)
+        kind, logical = avro_kind(branch)
         simple = logical or kind
         if isinstance(sink, _Appends):
             fn.add(depth, f"if {v} is None:", f"    {sink.name}.append({null_tag!r})", "else:")
@@ -572,7 +484,7 @@ class _Writer:
             fn.add(depth + 1, " = ".join(sink.names[first:]) + " = b''")
 
     def _branch(
-        self, fn: _Function, depth: int, v: str, avro: Any, simple: str, hint: Any, sink: _Sink
+        self, fn: Function, depth: int, v: str, avro: Any, simple: str, hint: Any, sink: _Sink
     ) -> None:
         if simple not in _BRANCH_GUARDS:  # a record, array or map: the codec validates it
             fn.add(depth, "raise _Fallback")
@@ -585,11 +497,11 @@ class _Writer:
         else:
             self.value(fn, depth, v, avro, _optional(hint), sink)
 
-    def _array(self, fn: _Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
+    def _array(self, fn: Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
         """Arrays of strings cached by their tuple (board lists repeat); others item by item,
         remembered by identity when they cannot change (see ``_frozen``)."""
         items = self._resolve(avro["items"])
-        if _kind(items) == ("string", None):
+        if avro_kind(items) == ("string", None):
             self._cached(fn, depth, v, v, "strings", "strings", _strings, sink)
             return
         args = typing.get_args(hint)
@@ -629,7 +541,7 @@ class _Writer:
         fields are all scalars (strings, numbers, enums, decimals, timestamps: immutable)."""
         cls = _optional(hint)
         if (
-            _kind(avro)[0] != "record"
+            avro_kind(avro)[0] != "record"
             or not isinstance(cls, type)
             or not issubclass(cls, AvroRecord)
         ):
@@ -641,14 +553,14 @@ class _Writer:
 
         def scalar(field_type: Any) -> bool:
             field_type = self._resolve(field_type)
-            kind, logical = _kind(field_type)
+            kind, logical = avro_kind(field_type)
             if kind == "union":
                 return all(b == "null" or scalar(b) for b in field_type)
             return (logical or kind) in scalars
 
         return all(scalar(field["type"]) for field in avro["fields"])
 
-    def _map(self, fn: _Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
+    def _map(self, fn: Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
         args = typing.get_args(hint)
         b = fn.local("b")
         self._blocks(
@@ -658,7 +570,7 @@ class _Writer:
 
     def _blocks(
         self,
-        fn: _Function,
+        fn: Function,
         depth: int,
         v: str,
         b: str,
@@ -683,7 +595,7 @@ class _Writer:
         fn.add(depth + 1, f"{parts}.append(b'\\x00')", f"{b} = b''.join({parts})")
         fn.add(depth, "else:", f"    {b} = b'\\x00'")
 
-    def _record(self, fn: _Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
+    def _record(self, fn: Function, depth: int, v: str, avro: Any, hint: Any, sink: _Sink) -> None:
         """A nested record of exactly its class (the codec writes what ``to_avro`` gives)."""
         cls = _record_class(hint)
         hints = typing.get_type_hints(cls)
@@ -695,6 +607,6 @@ class _Writer:
         fn.add(depth + 1, "raise _Fallback")
         for field in avro["fields"]:
             value = fn.local("v")
-            fn.add(depth, f"# {field['name']}: {_describe(field['type'])}")
+            fn.add(depth, f"# {field['name']}: {describe_type(field['type'])}")
             fn.add(depth, f"{value} = {_attribute(v, field['name'])}")
             self.value(fn, depth, value, field["type"], hints[field["name"]], sink)
