@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 
+import pytest
 import redis.asyncio as aioredis
 
 from sinks.redis_layout import board_key, decode_score
@@ -64,3 +67,13 @@ async def board_is_final(
     """Whether the board's lines in Redis are exactly ``want`` (member -> total)."""
     lines = await redis.zrange(board_key(prefix, board_id), 0, -1, withscores=True)
     return {member: decode_score(score)[0] for member, score in lines} == want
+
+
+async def follow(probes: Sequence[BoardProbe], t0: float, timeout: float) -> None:
+    """Sample ``probes`` every 100 ms until every followed line is final."""
+    while not all(probe.done for probe in probes):
+        for probe in probes:
+            await probe.sample(t0)
+        if time.perf_counter() - t0 > timeout:
+            pytest.fail(f"board lines not final after {timeout} s: {list(probes)}")
+        await asyncio.sleep(0.1)  # sampling interval of the latency probe, not a wait

@@ -11,7 +11,6 @@ consumes the same bets, settles them and produces the settlements, in the same r
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from schemas.records import (
 from streams.rules.markets import credit_payout, oracle
 from tests.bench.conftest import record
 from tests.bench.lower_bound import Transform, aiokafka_loop
-from tests.bench.probe import BoardProbe, board_is_final
+from tests.bench.probe import BoardProbe, board_is_final, follow
 from tests.e2e import create_topics
 from tests.processes import Role, role_env
 from tests.support import eventually
@@ -194,11 +193,7 @@ async def test_settlement_throughput_and_latency(
         value=codec.encode(resolution(), FIXTURES_MARKETS),
     )
     await out.stop()
-    while not probe.done:
-        await probe.sample(t0)
-        if time.perf_counter() - t0 > 600:
-            pytest.fail(f"PnL lines not final after 600 s: {probe}")
-        await asyncio.sleep(0.1)  # sampling interval of the latency probe, not a wait
+    await follow([probe], t0, timeout=600)
 
     async def everything_final() -> bool:
         paid = await pool.fetchval("select count(*) from credit_ledger where kind = 'payout'")

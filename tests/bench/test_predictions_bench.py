@@ -11,7 +11,6 @@ guesses in the same run (``ratio_vs_aiokafka`` = pipeline rate / loop rate).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Awaitable, Iterator
@@ -36,7 +35,7 @@ from streams.app import app_id
 from streams.rules.predictions import PredictionRules, Score, score_prediction
 from tests.bench.conftest import record
 from tests.bench.lower_bound import Transform, aiokafka_loop
-from tests.bench.probe import BoardProbe, board_is_final
+from tests.bench.probe import BoardProbe, board_is_final, follow
 from tests.builders import a_match
 from tests.e2e import create_topics, group_offset
 from tests.processes import Role, role_env
@@ -243,12 +242,7 @@ async def test_predictions_throughput_and_latency(
     )
     await out.stop()
 
-    while not all(probe.done for probe in probes.values()):
-        for probe in probes.values():
-            await probe.sample(t0)
-        if time.perf_counter() - t0 > 600:
-            pytest.fail(f"league lines not final after 600 s: {probes}")
-        await asyncio.sleep(0.1)  # sampling interval of the latency probe, not a wait
+    await follow(list(probes.values()), t0, timeout=600)
 
     async def everything_final() -> bool:
         rows = await pool.fetchval("select count(*) from scores")
@@ -327,11 +321,7 @@ async def league_match_latency(
         value=codec.encode(finished, FIXTURES_MATCHES),
     )
     await out.stop()
-    while not probe.done:
-        await probe.sample(t0)
-        if time.perf_counter() - t0 > 300:
-            pytest.fail(f"league lines not final after 300 s: {probe}")
-        await asyncio.sleep(0.1)  # sampling interval of the latency probe, not a wait
+    await follow([probe], t0, timeout=300)
     return probe
 
 
