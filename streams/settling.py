@@ -140,6 +140,10 @@ class SettlingState:
     #: Changelog records not drained yet (:func:`drain_changelog`).
     unsaved: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     progress_changed: bool = False
+    #: The settling order of the resolution under way, by (market, version, bets): not
+    #: saved, a function of the bets alone (:func:`_by_member`), computed again after a
+    #: restore; kept so the slices of a resolution do not sort its bets again each.
+    order: tuple[tuple[str, int, int], list[str]] | None = field(default=None, compare=False)
 
     def applied(self, position: Position) -> bool:
         """Whether the market event at ``position`` is in this state already."""
@@ -252,7 +256,7 @@ def resume(state: SettlingState, chunk: int | None = None) -> tuple[SettlingStat
     pending = state.pending
     if pending is None:
         return state, []
-    units = _by_member(state, state.by_market.get(pending.market_id, []))
+    units = _by_member(state, pending)
     end = len(units) if chunk is None else min(len(units), pending.done + chunk)
     resolution = _resolution(state, pending)
     outputs: list[Output] = []
@@ -314,14 +318,14 @@ def pnl_by_member(outputs: list[Output], pending: Pending) -> list[Output]:
 
 
 def _millis(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return (moment - _EPOCH) // _MS
 
 
 def _pnl_group(award: ScoreAwarded) -> tuple[Any, ...]:
     return (award.member_id, award.board_ids, award.reason, award.result_version, award.awarded_at)
 
 
-def _by_member(state: SettlingState, units: list[str]) -> list[str]:
+def _by_member(state: SettlingState, pending: Pending) -> list[str]:
     """A resolution's bets in the order they settle: by member, then bet id.
 
     A total order of the set alone, so the same after a restore, whatever order the state
@@ -329,8 +333,13 @@ def _by_member(state: SettlingState, units: list[str]) -> list[str]:
     event finishes it first). A member's bets are then next to each other, and a slice
     makes one PnL award per member (:func:`pnl_by_member`).
     """
-    accepted = state.accepted
-    return sorted(units, key=lambda bet_id: (accepted[bet_id].member_id, bet_id))
+    units = state.by_market.get(pending.market_id, [])
+    key = (pending.market_id, pending.version, len(units))
+    if state.order is None or state.order[0] != key:
+        accepted = state.accepted
+        ordered = sorted(units, key=lambda bet_id: (accepted[bet_id].member_id, bet_id))
+        state.order = (key, ordered)
+    return state.order[1]
 
 
 def _finish_pending(state: SettlingState) -> list[Output]:
@@ -515,7 +524,7 @@ def _bet_json(bet: BetPlaced) -> dict[str, Any]:
         "member_id": bet.member_id,
         "kind": str(bet.kind),
         "stake": str(bet.stake),
-        "placed_at_ms": (bet.placed_at - _EPOCH) // _MS,
+        "placed_at_ms": _millis(bet.placed_at),
         "legs": [
             [
                 leg.market_id,
