@@ -114,6 +114,11 @@ def admin_client(settings: Settings, **overrides: Any) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(**options)
 
 
+def compression_type(settings: Settings) -> str | None:
+    """The producers' ``compression_type``: the setting, None for "none"."""
+    return None if settings.kafka_compression == "none" else settings.kafka_compression
+
+
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """An idempotent producer (acks=all); pass transactional_id for transactions."""
     options: dict[str, Any] = {
@@ -121,6 +126,7 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
+        "compression_type": compression_type(settings),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)

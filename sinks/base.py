@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
@@ -60,9 +60,13 @@ LAG = Gauge("scoreline_sink_lag", "Records behind the stable end", ["sink", "top
 BIG_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumedRecord:
-    """A decoded record and where it came from."""
+class ConsumedRecord(NamedTuple):
+    """A decoded record and where it came from.
+
+    A NamedTuple, not a frozen dataclass: sinks make one per record, and a frozen
+    dataclass' ``__init__`` (one ``object.__setattr__`` per field) cost 1.0 us against
+    0.3 us, about 0.4 CPU-s of a 200,000-guess match's 600,000 sink records.
+    """
 
     topic: str  # the logical (catalog) name
     source_topic: str  # the physical name, with the topic prefix

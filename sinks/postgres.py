@@ -2,9 +2,11 @@
 
 The records of a partition are written in one transaction together with that
 partition's position in ``sink_offsets``; on start the runner seeks to those positions.
-A batch is split into lanes by partition (``p % lanes``, 2 by default), each its own
-transaction on its own connection, committed in parallel: a lane's rows and positions are
-atomic, which is all exactly-once needs, and two backends do the work of one batch. Every
+A batch is split into lanes by partition (``p % lanes``, 4 by default: one per partition
+of ``scores``), each its own transaction on its own connection, committed in parallel: a
+lane's rows and positions are atomic, which is all exactly-once needs, and the backends
+share the work of one batch. With fewer lanes than partitions a batch that is mostly one
+lane's partitions left a core idle while that lane's backend worked alone. Every
 write is idempotent on its own too, so a crash at any point, a redelivery or an operator
 rewind never applies anything twice:
 
@@ -154,8 +156,16 @@ _TRANSIENT = (
 )
 
 
+#: Per-session settings of the sinks' connections. ``work_mem``: the aggregation of a
+#: 10,000-award batch into board lines spilled to disk at the default 4 MB.
+SESSION_SETTINGS = {"work_mem": "64MB"}
+
+#: Lanes of the predictions sink: one per partition of ``scores``.
+LANES = 4
+
+
 async def create_pool(
-    database_url: str, *, max_size: int = 3, temp_tables: str = _TEMP_TABLES
+    database_url: str, *, max_size: int = LANES, temp_tables: str = _TEMP_TABLES
 ) -> Any:
     """An asyncpg pool whose connections have a sink's temp tables (``temp_tables`` DDL)."""
 
@@ -163,7 +173,13 @@ async def create_pool(
         await conn.execute(temp_tables)
 
     try:
-        return await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, init=init)
+        return await asyncpg.create_pool(
+            database_url,
+            min_size=1,
+            max_size=max_size,
+            init=init,
+            server_settings=SESSION_SETTINGS,
+        )
     except _TRANSIENT as e:
         raise SinkUnavailableError(f"postgres: {type(e).__name__}: {e}") from e
 
@@ -187,7 +203,7 @@ class PostgresSink:
     name = CONSUMER
     topics = TOPICS
 
-    def __init__(self, pool: Any, *, lanes: int = 2) -> None:
+    def __init__(self, pool: Any, *, lanes: int = LANES) -> None:
         self._pool = pool
         self._lanes = lanes
         self.applied_scores = 0  # scores inserted by this instance (not duplicates)
@@ -320,7 +336,7 @@ async def connect(
     database_url: str,
     stop: asyncio.Event,
     *,
-    max_size: int = 3,
+    max_size: int = LANES,
     temp_tables: str = _TEMP_TABLES,
 ) -> Any:
     """A sink's pool, retried with backoff while Postgres is unreachable; None if stopped."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from core.kafka import bootstrap_servers
+from core.kafka import bootstrap_servers, compression_type
 from core.settings import Settings
 from streams.transactions import Transport
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, **overrides: Any) -> ScorelineApp:
         # A finished match sends whole record batches per partition (streams/agents/
         # predictions.py): 1 MiB ones, below the broker's default message.max.bytes.
         "producer_max_batch_size": 1 << 20,
+        "producer_compression_type": compression_type(settings),
         # Faust keeps a data dir even with the memory store; not in the working directory.
         "datadir": str(settings.home.resolve() / "faust" / app_id(settings)),
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,3 +35,17 @@ def record(section: str, figures: dict[str, Any], notes: list[str]) -> None:
                 lines.append(f"| {key} | {value} |")
         lines += [""] + [f"- {note}" for note in section_data.get("notes", [])] + [""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+
+
+def note_window(t0: float, elapsed: float | None = None) -> None:
+    """Write the timed window (epoch seconds) to ``$BENCH_WINDOW_FILE``, if set.
+
+    For a CPU sampler or profiler run beside the benchmark: it attributes CPU time to
+    processes over exactly the timed window. ``t0`` is a ``time.perf_counter()`` reading;
+    without ``elapsed`` only the start is written (the window has just begun).
+    """
+    path = os.environ.get("BENCH_WINDOW_FILE")
+    if path:
+        start = time.time() - (time.perf_counter() - t0)
+        end = "" if elapsed is None else f" {start + elapsed}"
+        Path(path).write_text(f"{start}{end}\n")

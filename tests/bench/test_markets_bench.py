@@ -38,7 +38,7 @@ from schemas.records import (
     SettlementStatus,
 )
 from streams.rules.markets import credit_payout, oracle
-from tests.bench.conftest import record
+from tests.bench.conftest import note_window, record
 from tests.bench.lower_bound import Transform, aiokafka_loop
 from tests.bench.probe import BoardProbe, board_is_final, follow
 from tests.e2e import create_topics
@@ -187,6 +187,7 @@ async def test_settlement_throughput_and_latency(
     out = producer(settings)
     await out.start()
     t0 = time.perf_counter()
+    note_window(t0)
     await out.send_and_wait(
         topic(FIXTURES_MARKETS, settings.topic_prefix),
         key=MARKET.encode(),
@@ -206,6 +207,7 @@ async def test_settlement_throughput_and_latency(
 
     await eventually(everything_final, timeout=600, interval=0.2, what="ledger and PnL board")
     elapsed = time.perf_counter() - t0
+    note_window(t0, elapsed)
     await pool.close()
     await redis.aclose()
 
