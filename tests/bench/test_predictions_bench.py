@@ -231,8 +231,8 @@ async def test_predictions_throughput_and_latency(
     for i, (member, points) in enumerate(final.items()):
         boards.setdefault(f"league:l{i // LEAGUE:03d}", {})[member] = points
 
-    last = {placement(f"m{i:06d}"): i for i in range(ENTRIES)}  # member keys `scores`
-    last_awards = [f"score:{MATCH}:e{i:06d}:1:1" for i in last.values()]
+    last_of = {placement(f"m{i:06d}"): i for i in range(ENTRIES)}  # members key `scores`
+    last_awards = [f"score:{MATCH}:e{i:06d}:1:1" for i in last_of.values()]
     pool = await asyncpg.connect(database_url)
     out = producer(settings)
     await out.start()

@@ -408,7 +408,7 @@ def test_odd_fields_the_record_lacks_get_the_codecs_outcome(value: bytes) -> Non
 
 
 def test_a_built_record_equals_the_constructed_one_and_stays_frozen() -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "idempotency_key": "ledger:b1:payout:v1",
         "member_id": "m1",
         "kind": "payout",
