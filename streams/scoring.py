@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from schemas.fast_decode import builder
 from schemas.records import (
     EntryRejected,
     MatchStatus,
@@ -538,7 +539,10 @@ def _score_awarded(
 ) -> ScoreAwarded:
     old_points = old.points if old else Decimal(0)
     old_exact = int(old.exact) if old else 0
-    return ScoreAwarded(
+    # Built without __init__ when ``now`` is what the wire holds already (UTC, whole
+    # milliseconds; the scorer's clock is): 0.5 us instead of 2.5 us, per guess scored.
+    build = _build_award if now.tzinfo is UTC and not now.microsecond % 1000 else ScoreAwarded
+    return build(
         member_id=entry.member_id,
         board_ids=boards if boards is not None else board_ids(entry, state.tournament_id),
         points_delta=new.points - old_points,
@@ -550,8 +554,12 @@ def _score_awarded(
         idempotency_key=idempotency_key(
             state.match_id, entry.entry_id, result.result_version, result.rules.version
         ),
+        total=None,
         awarded_at=now,
     )
+
+
+_build_award = builder(ScoreAwarded)
 
 
 def _rejections(rejected: list[tuple[IndexedEntry, str]], now: datetime) -> list[Output]:

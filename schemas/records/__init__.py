@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from schemas.records.base import CENTS, PRICE_TICK, AvroRecord
+from schemas.records.base import CENTS, PRICE_TICK, AvroRecord, wire_now
 from schemas.records.entries import (
     BetKind,
     BetLeg,
@@ -66,6 +66,7 @@ RECORD_TYPES: Mapping[str, type[AvroRecord]] = MappingProxyType(
 )
 
 __all__ = [
+    "wire_now",
     "CENTS",
     "PRICE_TICK",
     "RECORD_TYPES",

@@ -16,6 +16,12 @@ CENTS = Decimal("0.01")
 PRICE_TICK = Decimal("0.0001")
 
 
+def wire_now() -> datetime:
+    """The current UTC time as a record holds it: whole milliseconds (what the wire keeps)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AvroRecord:
     """A frozen dataclass that mirrors an Avro record, field for field.

@@ -43,6 +43,7 @@ from schemas.records import (
     PredictionPlaced,
     ResultCorrected,
     ScoreAwarded,
+    wire_now,
 )
 from streams.dlq import dead_letter
 from streams.rulebook import RuleBook
@@ -132,7 +133,7 @@ class PredictionsWorker:
             await dead_letter(producer, self.prefix, tp, offset, key, value, e)
             return
         state = await self.partition(tp.partition)
-        now = datetime.now(UTC)
+        now = wire_now()  # as the records will hold it: they are built without normalizing
         if isinstance(record, MatchUpdated) and tp.topic == self.matches_topic:
             await asyncio.wait_for(self.rulebook.ready.wait(), RULES_READY_TIMEOUT_S)
             before = state.matches.get(record.match_id)

@@ -229,3 +229,30 @@ def test_a_duplicate_result_changes_nothing() -> None:
     again, second = on_match_update(state, final, index, RULES, KICKOFF)
     assert second == []
     assert again == state
+
+
+def test_awards_built_without_init_equal_the_constructed_ones() -> None:
+    """A clock at whole milliseconds takes the fast path (no ``__init__``); one with
+    microseconds takes the constructor, which truncates to the same millisecond."""
+    index = EntryIndex()
+    for i, (home, away) in enumerate([(2, 1), (1, 1), (0, 3)]):
+        entry = PredictionPlaced(
+            entry_id=f"e{i}",
+            member_id=f"m{i}",
+            match_id="x",
+            league_ids=("l1",),
+            home_goals=home,
+            away_goals=away,
+            placed_at=KICKOFF - timedelta(hours=1),
+        )
+        on_entry(None, index, entry, i, KICKOFF)
+    final = a_update("x", MatchStatus.FINISHED, 2, 1, 1, 2)
+    _, fast = on_match_update(None, final, index, RULES, KICKOFF)
+    _, constructed = on_match_update(
+        None, final, index, RULES, KICKOFF + timedelta(microseconds=999)
+    )
+    awards = [o for o in fast if isinstance(o, ScoreAwarded)]
+    assert len(awards) == 3
+    assert fast == constructed
+    assert [hash(o) for o in fast] == [hash(o) for o in constructed]
+    assert all(type(o) is ScoreAwarded and o.awarded_at == KICKOFF for o in awards)
