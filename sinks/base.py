@@ -130,6 +130,9 @@ class RunnerConfig:
     retry_backoff_s: tuple[float, float] = (0.1, 5.0)
     #: Only these partitions of a logical topic (None: all of them).
     partitions: Mapping[str, Collection[int]] | None = None
+    #: ``(index, count)``: only the partitions ``p`` with ``p % count == index``, of every
+    #: topic (one of ``count`` runners of a sink with ``partition_lanes``).
+    lane: tuple[int, int] | None = None
 
 
 class _StopRequestedError(Exception):
@@ -236,8 +239,11 @@ class SinkRunner:
             if not ids:
                 raise TransientError(f"topic {physical} does not exist (yet)")
             subset = (self._config.partitions or {}).get(logical)
+            lane = self._config.lane
             found.extend(
-                TopicPartition(physical, p) for p in sorted(ids) if subset is None or p in subset
+                TopicPartition(physical, p)
+                for p in sorted(ids)
+                if (subset is None or p in subset) and (lane is None or p % lane[1] == lane[0])
             )
         return found
 
@@ -386,13 +392,22 @@ async def run_sink(
 ) -> None:
     """Run ``sink`` with Kafka clients made from ``settings`` until ``stop`` is set.
 
-    A sink with ``lanes`` (a tuple of tuples of its topics) gets one runner per lane, each
-    with its own consumer, run side by side under the one lease: each reads, decodes and
-    stores its own topics' batches, so one lane's Postgres work overlaps the other's.
-    The sink must write such batches independently (its positions are per partition).
+    A sink with ``lanes`` (a tuple of tuples of its topics) gets one runner per lane, and
+    one with ``partition_lanes = n`` n runners per lane, each with the partitions ``p % n``
+    of its own: each runner has its own consumer, and they run side by side under the one
+    lease. Each reads, decodes and stores its own batches, so one lane's Postgres work
+    overlaps another's decoding and writing. The sink must write such batches
+    independently (its positions are per partition).
     """
+    config = config or RunnerConfig()
     codec = AvroCodec.from_settings(settings)
-    lanes: tuple[tuple[str, ...], ...] = getattr(sink, "lanes", None) or (tuple(sink.topics),)
+    topic_lanes: tuple[tuple[str, ...], ...] = getattr(sink, "lanes", None) or (tuple(sink.topics),)
+    count: int = getattr(sink, "partition_lanes", 1)
+    lanes = [
+        (topics, replace(config, lane=(index, count)) if count > 1 else config)
+        for topics in topic_lanes
+        for index in range(count)
+    ]
     consumers = [
         kafka.consumer(settings, group_id=None, client_id=f"scoreline-{sink.name}") for _ in lanes
     ]
@@ -408,13 +423,13 @@ async def run_sink(
             SinkRunner(
                 sink,
                 consumer,
-                decode=RecordDecoder(codec, (s for t in lane for s in spec(t).value_schemas)),
+                decode=RecordDecoder(codec, (s for t in topics for s in spec(t).value_schemas)),
                 dead_letters=dead_letters,
                 topic_prefix=settings.topic_prefix,
-                config=config,
-                topics=lane,
+                config=lane_config,
+                topics=topics,
             )
-            for consumer, lane in zip(consumers, lanes, strict=True)
+            for consumer, (topics, lane_config) in zip(consumers, lanes, strict=True)
         ]
         # The lease says "running" to operator tools (sinks/liveness.py); taken before the
         # runner loads its offsets, so an offsets reset holding it is never overwritten.

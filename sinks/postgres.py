@@ -202,6 +202,10 @@ class PostgresSink:
 
     name = CONSUMER
     topics = TOPICS
+    #: Two runners (:func:`sinks.base.run_sink`), on the even and the odd partitions: one
+    #: decodes and copies its batch while the other's is applied, so the Postgres work
+    #: that finishes a big match last runs on both cores.
+    partition_lanes = 2
 
     def __init__(self, pool: Any, *, lanes: int = LANES) -> None:
         self._pool = pool

@@ -95,7 +95,7 @@ log = get_logger("streams.settlement")
 #: Bets fetched (and judged) per transaction.
 MAX_BATCH = 5_000
 #: Bets of one partition settled per transaction when a market resolves.
-SETTLE_CHUNK = 10_000
+SETTLE_CHUNK = 2_000
 #: Bets settled between two hand-overs to the producer (SETTLE_CHUNK is a multiple of it).
 SETTLE_SLICE = 2_000
 #: How long catching the market table up to its end offsets may take.
