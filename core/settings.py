@@ -67,10 +67,10 @@ class Settings(BaseSettings):
     idle_fetch_backoff_ms: int | None = Field(
         default=None, validation_alias=AliasChoices("SCORELINE_IDLE_FETCH_BACKOFF_MS")
     )
-    #: Compression of every record batch Scoreline produces ("none" to turn it off). With
-    #: lz4 the embedded broker does about a sixth of the work per record (it never opens a
-    #: compressed batch) and the clients no more; Apache Kafka keeps batches as produced
-    #: too. docs/broker.md, "Compression".
+    #: Compression of every record batch Scoreline produces ("none" to turn it off). The
+    #: embedded broker walks every record of an uncompressed batch and keeps a compressed
+    #: one whole (5.5 -> 1.2 CPU-s per 200,000-guess match); the clients pay no more.
+    #: Apache Kafka keeps batches as produced too. docs/broker.md, gap g.
     kafka_compression: Literal["lz4", "zstd", "snappy", "gzip", "none"] = Field(
         default="zstd", validation_alias=AliasChoices("SCORELINE_KAFKA_COMPRESSION")
     )

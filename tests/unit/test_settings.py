@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from core.settings import ENVIRONMENT_NAMES, Settings, mask_url
@@ -58,3 +60,32 @@ def test_only_the_documented_names_are_read(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings()
     assert str(settings.home) == ".scoreline"
     assert settings.log_level == "INFO"
+
+
+async def test_every_producer_compresses_with_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core.kafka import compression_type, producer
+    from streams.app import create_app
+
+    for name in ENVIRONMENT_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    default = Settings(kafka_bootstrap_servers="127.0.0.1:1", home=tmp_path)
+    assert default.kafka_compression == "zstd"
+    assert compression_type(default) == "zstd"
+    built = producer(default)  # built, never started
+    assert built._compression_type == "zstd"
+    await built.stop()
+    assert create_app(default).conf.producer_compression_type == "zstd"
+
+    monkeypatch.setenv("SCORELINE_KAFKA_COMPRESSION", "none")
+    off = Settings(kafka_bootstrap_servers="127.0.0.1:1", home=tmp_path)
+    assert compression_type(off) is None
+    built = producer(off)
+    assert built._compression_type is None
+    await built.stop()
+    assert create_app(off).conf.producer_compression_type is None
+
+    monkeypatch.setenv("SCORELINE_KAFKA_COMPRESSION", "brotli")
+    with pytest.raises(ValueError, match="SCORELINE_KAFKA_COMPRESSION"):
+        Settings()
