@@ -115,17 +115,18 @@ def _start_round(
         "api": ["api"],
     }
     for port, role in enumerate(ROLES, start=9101):
-        if stack.owned_pid(role):
-            continue
-        role_env = {**env, "SCORELINE_METRICS_PORT": str(port)}
-        pid = start_detached([scoreline, *commands[role]], logs / f"{role}.log", env=role_env)
-        stack.track(role, pid)
-        console.print(f"started {role} (pid {pid}), log {logs / (role + '.log')}")
-    wait_until(
-        lambda: _answers(f"http://127.0.0.1:{PROVIDER_PORT}/health"),
-        timeout=30,
-        what="the replay provider",
-    )
+        if not stack.owned_pid(role):
+            role_env = {**env, "SCORELINE_METRICS_PORT": str(port)}
+            log = logs / f"{role}.log"
+            pid = start_detached([scoreline, *commands[role]], log, env=role_env)
+            stack.track(role, pid)
+            console.print(f"started {role} (pid {pid}), log {log}")
+        if role == "provider":  # first, and answering before the poller asks it anything:
+            wait_until(  # else the poller's first fetches fail and its circuit opens
+                lambda: _answers(f"http://127.0.0.1:{PROVIDER_PORT}/health"),
+                timeout=30,
+                what="the replay provider",
+            )
     guesses = [
         scoreline,
         "simulate",
