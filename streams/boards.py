@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -63,8 +63,8 @@ class BoardTotals:
     standings: dict[tuple[str, str], Standing] = field(default_factory=dict)
     applied: set[str] = field(default_factory=set)
 
-    def apply(self, award: ScoreAwarded) -> list[tuple[str, str]]:
-        """Add an award; the (board, member) pairs whose standing changed."""
+    def apply(self, award: ScoreAwarded) -> list[tuple[tuple[str, str], Standing]]:
+        """Add an award; the (board, member) lines whose standing changed, with it."""
         if award.idempotency_key in self.applied:
             return []
         self.applied.add(award.idempotency_key)
@@ -77,12 +77,12 @@ class BoardTotals:
             standing.total += award.points_delta
             standing.exact_count += award.exact_delta
             standing.version += 1
-            changed.append(key)
+            changed.append((key, standing))
         return changed
 
 
 def update_fields(
-    totals: BoardTotals, changed: Iterable[tuple[str, str]], now: datetime
+    changed: Mapping[tuple[str, str], Standing], now: datetime
 ) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(board_id, LeaderboardEntryChanged field values) per changed (board, member).
 
@@ -90,8 +90,7 @@ def update_fields(
     ``RecordEncoder.encode_fields``: the hot path never builds the record objects.
     """
     tiebreakers: dict[int, tuple[Tiebreaker, ...]] = {}
-    for board_id, member_id in dict.fromkeys(changed):
-        standing = totals.standings[(board_id, member_id)]
+    for (board_id, member_id), standing in changed.items():
         exact = standing.exact_count
         declared = tiebreakers.get(exact)
         if declared is None:
@@ -206,7 +205,7 @@ class BoardsProcessor:
             idle = 0.02
             now = datetime.now(UTC)
             offsets: dict[TopicPartition, int] = {}
-            changed: list[tuple[str, str]] = []
+            changed: dict[tuple[str, str], Standing] = {}  # first-changed order
             started = time.perf_counter()
             async with out.transaction():
                 for tp, records in batch.items():
@@ -223,13 +222,13 @@ class BoardsProcessor:
                                 SchemaDecodeError("not a ScoreAwarded"),
                             )
                         else:
-                            changed += self.totals.apply(award)
+                            changed.update(self.totals.apply(award))
                     offsets[tp] = records[-1].offset + 1
                 folded = time.perf_counter()
                 batches = BatchSender(out)
                 await batches.open(updates_topic)
                 encode = self._encoder.encode_fields
-                for board_id, fields in update_fields(self.totals, changed, now):
+                for board_id, fields in update_fields(changed, now):
                     batches.append(updates_topic, board_id.encode(), encode(fields))
                 await batches.flush()
                 sent = time.perf_counter()
