@@ -73,28 +73,6 @@ def string_bytes(value: str) -> bytes:
     return (_SHORT_LENGTHS[size] if size < 64 else long_bytes(size)) + data
 
 
-def cached(
-    convert: Callable[[Any], Any], key: Callable[[Any], Any] | None = None
-) -> Callable[[Any], Any]:
-    """``convert`` memoized per value (or per ``key(value)``), in a bounded dict.
-
-    (The compiled encoders inline their caches; this stays for callers of its own.)
-    """
-    cache: dict[Any, Any] = {}
-
-    def memoized(value: Any) -> Any:
-        k = value if key is None else key(value)
-        found = cache.get(k)
-        if found is None:
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            found = convert(value)
-            cache[k] = found
-        return found
-
-    return memoized
-
-
 class RecordEncoder:
     """``codec.encode(record, topic)`` for one record type, compiled per schema.
 

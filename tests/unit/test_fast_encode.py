@@ -28,7 +28,7 @@ from schemas import fast_encode
 from schemas.catalog import CATALOG, FIXTURES_MARKETS, LEADERBOARD_UPDATES, SCORES
 from schemas.codec import AvroCodec
 from schemas.compatibility import sample
-from schemas.fast_encode import RecordEncoder, cached, compile_encoder, long_bytes, string_bytes
+from schemas.fast_encode import RecordEncoder, compile_encoder, long_bytes, string_bytes
 from schemas.loader import parsed_schema
 from schemas.records import (
     RECORD_TYPES,
@@ -609,16 +609,3 @@ def test_long_bytes_is_avro_zigzag() -> None:
         b"\x80\x01",
     ]
     assert string_bytes("é") == b"\x04\xc3\xa9"
-
-
-def test_cached_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast_encode, "CACHE_LIMIT", 4)
-    calls: list[int] = []
-
-    def square_counted(n: int) -> int:
-        calls.append(n)
-        return n * n
-
-    square = cached(square_counted)
-    assert [square(n % 6) for n in range(12)] == [(n % 6) ** 2 for n in range(12)]
-    assert len(calls) > 6  # the cache started again when full
