@@ -383,6 +383,20 @@ class SinkRunner:
         )
 
 
+async def _run_side_by_side(runners: Sequence[SinkRunner], stop: asyncio.Event) -> None:
+    """Run the runners until ``stop``. When one fails the others stop, and its error is
+    raised as it is (not wrapped in an exception group), as a single runner's would be."""
+    if len(runners) == 1:
+        await runners[0].run(stop)
+        return
+    try:
+        async with asyncio.TaskGroup() as running:
+            for runner in runners:
+                running.create_task(runner.run(stop))
+    except BaseExceptionGroup as group:
+        raise group.exceptions[0] from group
+
+
 async def _call(function: Callable[[bytes], T], value: bytes) -> T:
     return function(value)
 
@@ -436,9 +450,7 @@ async def run_sink(
         lease = sink_lease_name(sink.name, settings.topic_prefix)
         async with holding_lease(resolve_urls(settings).database_url, lease, stop) as held:
             if held:
-                async with asyncio.TaskGroup() as lanes_running:  # one fails: all stop
-                    for runner in runners:
-                        lanes_running.create_task(runner.run(stop))
+                await _run_side_by_side(runners, stop)
     finally:
         await producer.stop()
         for consumer in consumers:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -197,6 +197,18 @@ async def _translated() -> Any:
         raise SinkUnavailableError(f"postgres: {type(e).__name__}: {e}") from e
 
 
+async def write_lanes(lanes: Iterable[Awaitable[None]]) -> None:
+    """Run a batch's lane writes (each its own transaction) together, to the end of each.
+
+    When one fails, its error is raised: a transient one first, so the whole batch is
+    retried, which every lane can take (each is idempotent).
+    """
+    outcomes = await asyncio.gather(*lanes, return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise next((e for e in errors if isinstance(e, TransientError)), errors[0])
+
+
 class PostgresSink:
     """Writes the truth: records and their partitions' positions in one transaction."""
 
@@ -230,12 +242,7 @@ class PostgresSink:
         for tp, offset in batch.positions.items():
             positions[tp.partition % self._lanes][tp] = offset
         lanes = [i for i in range(self._lanes) if records[i] or positions[i]]
-        outcomes = await asyncio.gather(
-            *(self._write_lane(records[i], positions[i]) for i in lanes), return_exceptions=True
-        )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:  # retry first when one lane met a transient error; all lanes are idempotent
-            raise next((e for e in errors if isinstance(e, TransientError)), errors[0])
+        await write_lanes(self._write_lane(records[i], positions[i]) for i in lanes)
 
     async def _write_lane(
         self, records: Sequence[ConsumedRecord], positions: dict[TopicPartition, int]

@@ -49,7 +49,6 @@ import asyncpg
 from aiokafka import TopicPartition
 from prometheus_client import Counter
 
-from core.exceptions import TransientError
 from core.logging import get_logger
 from core.settings import Settings
 from core.stack import resolve_urls
@@ -370,13 +369,7 @@ class MarketsPostgresSink:
                 LEDGER_LOCK,
             ),
         )
-        outcomes = await asyncio.gather(
-            *(self._write_lane(*lane) for lane in lanes if lane[0] or lane[1]),
-            return_exceptions=True,
-        )
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:  # retry first when one lane met a transient error; both are idempotent
-            raise next((e for e in errors if isinstance(e, TransientError)), errors[0])
+        await postgres.write_lanes(self._write_lane(*lane) for lane in lanes if lane[0] or lane[1])
 
     async def _write_lane(
         self, records: list[ConsumedRecord], positions: dict[TopicPartition, int], lock: int

@@ -44,6 +44,7 @@ from schemas.records import (
     ResultCorrected,
     ScoreAwarded,
 )
+from schemas.records.base import on_the_wire
 from streams.rules.predictions import (
     Award,
     PredictionRules,
@@ -541,7 +542,7 @@ def _score_awarded(
     old_exact = int(old.exact) if old else 0
     # Built without __init__ when ``now`` is what the wire holds already (UTC, whole
     # milliseconds; the scorer's clock is): 0.5 us instead of 2.5 us, per guess scored.
-    build = _build_award if now.tzinfo is UTC and not now.microsecond % 1000 else ScoreAwarded
+    build = _build_award if on_the_wire(now) else ScoreAwarded
     return build(
         member_id=entry.member_id,
         board_ids=boards if boards is not None else board_ids(entry, state.tournament_id),

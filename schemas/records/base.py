@@ -16,6 +16,11 @@ CENTS = Decimal("0.01")
 PRICE_TICK = Decimal("0.0001")
 
 
+def on_the_wire(value: datetime) -> bool:
+    """Whether a datetime is already what a record holds: UTC, whole milliseconds."""
+    return value.tzinfo is UTC and not value.microsecond % 1000
+
+
 def wire_now() -> datetime:
     """The current UTC time as a record holds it: whole milliseconds (what the wire keeps)."""
     now = datetime.now(UTC)
@@ -38,7 +43,7 @@ class AvroRecord:
     def __post_init__(self) -> None:
         for name in _datetime_fields(type(self)):
             value = getattr(self, name)
-            if value is None or (value.tzinfo is UTC and not value.microsecond % 1000):
+            if value is None or on_the_wire(value):
                 continue  # already what the wire holds (the common case on hot paths)
             if value.tzinfo is None or value.utcoffset() is None:
                 raise ValueError(f"{type(self).__name__}.{name} must be timezone-aware: {value!r}")

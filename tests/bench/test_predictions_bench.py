@@ -32,7 +32,7 @@ from schemas.codec import AvroCodec
 from schemas.records import Game, MatchStatus, MatchUpdated, PredictionPlaced, RuleSet, ScoreAwarded
 from sinks.redis_layout import board_key
 from streams.app import app_id
-from streams.rules.predictions import PredictionRules, Score, score_prediction
+from streams.rules.predictions import PredictionRules, Score, idempotency_key, score_prediction
 from tests.bench.conftest import note_window, record
 from tests.bench.lower_bound import Transform, aiokafka_loop
 from tests.bench.probe import BoardProbe, board_is_final, follow
@@ -163,7 +163,7 @@ def score_guess(codec: AvroCodec) -> Transform:
             source=f"prediction:{MATCH}:{entry.entry_id}",
             rule_version=1,
             result_version=1,
-            idempotency_key=f"score:{MATCH}:{entry.entry_id}:1:1",
+            idempotency_key=idempotency_key(MATCH, entry.entry_id, 1, 1),
             awarded_at=KICKOFF,
         )
         return entry.member_id.encode(), codec.encode(scored, SCORES)
@@ -232,7 +232,7 @@ async def test_predictions_throughput_and_latency(
         boards.setdefault(f"league:l{i // LEAGUE:03d}", {})[member] = points
 
     last_of = {placement(f"m{i:06d}"): i for i in range(ENTRIES)}  # members key `scores`
-    last_awards = [f"score:{MATCH}:e{i:06d}:1:1" for i in last_of.values()]
+    last_awards = [idempotency_key(MATCH, f"e{i:06d}", 1, 1) for i in last_of.values()]
     pool = await asyncpg.connect(database_url)
     out = producer(settings)
     await out.start()
